@@ -1,0 +1,118 @@
+"""The FHIR RESTful API blueprint: HTTP in, one interaction call, HTTP out (no storage, no rules here).
+
+ROUTES is the single list of what the server answers; the CapabilityStatement is built from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from ..fhir.capability import capability_statement
+from ..fhir.errors import FhirError
+from ..fhir.interactions import create, delete, history, patch, read, search, update
+from ..fhir.interactions.context import FhirContext, RequestInfo, Result
+from ..fhir.json_format import loads
+from .negotiation import check_body_type, response_media_type
+from .responses import render, render_error
+
+_MUTATING = {"create", "update", "patch", "conditional-update"}
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    method: str
+    interaction: str  # FHIR TypeRestfulInteraction / SystemRestfulInteraction code
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("/metadata", "GET", "capabilities"),
+    Route("/<rtype>", "POST", "create"),
+    Route("/<rtype>", "GET", "search-type"),
+    Route("/<rtype>/_search", "POST", "search-type"),
+    Route("/<rtype>", "PUT", "conditional-update"),
+    Route("/<rtype>", "DELETE", "conditional-delete"),
+    Route("/<rtype>/_history", "GET", "history-type"),
+    Route("/<rtype>/<rid>", "GET", "read"),
+    Route("/<rtype>/<rid>", "PUT", "update"),
+    Route("/<rtype>/<rid>", "PATCH", "patch"),
+    Route("/<rtype>/<rid>", "DELETE", "delete"),
+    Route("/<rtype>/<rid>/_history", "GET", "history-instance"),
+    Route("/<rtype>/<rid>/_history/<vid>", "GET", "vread"),
+)
+
+
+def _interactions() -> set[str]:
+    return {route.interaction for route in ROUTES}
+
+
+def _base_url(ctx: FhirContext) -> str:
+    return ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir"
+
+
+def _info(ctx: FhirContext, query: list[tuple[str, str]] | None = None) -> RequestInfo:
+    headers = request.headers
+    return RequestInfo(
+        base_url=_base_url(ctx),
+        if_match=headers.get("If-Match"),
+        if_none_exist=headers.get("If-None-Exist"),
+        if_none_match=headers.get("If-None-Match"),
+        if_modified_since=headers.get("If-Modified-Since"),
+        query=tuple(query if query is not None else request.args.items(multi=True)),
+    )
+
+
+def _body(patch_body: bool = False) -> Any:
+    check_body_type(request, patch=patch_body)
+    return loads(request.get_data(cache=False))
+
+
+def blueprint(ctx: FhirContext) -> Blueprint:
+    bp = Blueprint("fhir", __name__)
+    handlers: dict[str, Callable[..., Any]] = {
+        "capabilities": lambda: Result(status=200, body=capability_statement(ctx, _interactions(), _base_url(ctx))),
+        "create": lambda rtype: create.create(ctx, rtype, _body(), _info(ctx)),
+        "search-type": lambda rtype: search.search(ctx, rtype, _info(ctx, _search_params())),
+        "conditional-update": lambda rtype: update.conditional_update(ctx, rtype, _body(), _info(ctx)),
+        "conditional-delete": lambda rtype: delete.conditional_delete(ctx, rtype, _info(ctx)),
+        "history-type": lambda rtype: history.history(ctx, rtype, None, _info(ctx)),
+        "read": lambda rtype, rid: read.read(ctx, rtype, rid, _info(ctx)),
+        "update": lambda rtype, rid: update.update(ctx, rtype, rid, _body(), _info(ctx)),
+        "patch": lambda rtype, rid: patch.patch(ctx, rtype, rid, _body(patch_body=True), _info(ctx)),
+        "delete": lambda rtype, rid: delete.delete(ctx, rtype, rid, _info(ctx)),
+        "history-instance": lambda rtype, rid: history.history(ctx, rtype, rid, _info(ctx)),
+        "vread": lambda rtype, rid, vid: read.vread(ctx, rtype, rid, vid),
+    }
+
+    def endpoint(interaction: str) -> Callable[..., Response]:
+        handler = handlers[interaction]
+
+        def view(**kwargs: str) -> Response:
+            try:
+                response_media_type(request)  # refuse XML-only clients before doing any work
+                result = handler(**kwargs)
+            except FhirError as error:
+                return render_error(error, request)
+            return render(result, request, _base_url(ctx), honour_prefer=interaction in _MUTATING)
+
+        view.__name__ = f"{interaction.replace('-', '_')}_{len(bp.deferred_functions)}"
+        return view
+
+    for route in ROUTES:
+        bp.add_url_rule(route.rule, view_func=endpoint(route.interaction), methods=[route.method])
+    return bp
+
+
+def _search_params() -> list[tuple[str, str]]:
+    """GET query parameters, plus the form body of POST [type]/_search."""
+    params = list(request.args.items(multi=True))
+    if request.method == "POST":
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise FhirError.of(415, "not-supported", "POST _search needs Content-Type: "
+                                                     "application/x-www-form-urlencoded.")
+        params.extend(request.form.items(multi=True))
+    return params

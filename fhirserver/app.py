@@ -1,0 +1,83 @@
+"""Flask app factory: create_app(settings, mongodb_uri) wires storage, FHIR services and blueprints."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from .api import rest
+from .api.responses import render_error, render_unexpected
+from .config import Settings
+from .fhir.errors import FhirError
+from .fhir.interactions.context import FhirContext
+from .fhir.resource_types import SUPPORTED_TYPES
+from .fhir.search.indexer import INDEXABLE_TYPES, ResourceIndexer, database_indexed_parameters
+from .fhir.search.parameters import SearchParameterRegistry
+from .fhir.validation import ResourceValidator
+from .store.client import connect, ensure_schema
+from .store.errors import StoreUnavailable
+from .store.repository import ResourceRepository
+
+log = logging.getLogger(__name__)
+
+
+def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
+    """Connect, create collections/indexes, load definitions: everything an interaction needs."""
+    connection = connect(mongodb_uri, settings.mongodb_db, settings.store_timeout_ms)
+    registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES)
+    ensure_schema(connection.db, SUPPORTED_TYPES, database_indexed_parameters(registry))
+    validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
+    return FhirContext(settings=settings, repository=ResourceRepository(connection.db, settings.store_timeout_ms),
+                       validator=validator, registry=registry, indexer=ResourceIndexer(registry))
+
+
+def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
+    uri = mongodb_uri or settings.mongodb_uri
+    if not uri:
+        raise ValueError("create_app needs a MongoDB URI (the CLI starts the embedded engine when none is set)")
+    ctx = build_context(settings, uri)
+    app = Flask(__name__)
+    app.url_map.strict_slashes = False  # a trailing slash must not produce an HTML redirect page
+    app.url_map.merge_slashes = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")
+    _register_error_handlers(app, settings)
+    return app
+
+
+def _register_error_handlers(app: Flask, settings: Settings) -> None:
+    """Every error is an OperationOutcome: no HTML page, no stack trace, no exception text."""
+
+    @app.errorhandler(FhirError)
+    def fhir_error(error: FhirError) -> Response:
+        return render_error(error, request)
+
+    @app.errorhandler(StoreUnavailable)
+    def store_unavailable(_error: StoreUnavailable) -> Response:
+        return render_error(FhirError.of(503, "transient", "The data store is not reachable or too slow "
+                                                           "right now; retry shortly."), request)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if isinstance(error, NotFound):
+            fhir = FhirError.of(404, "not-found", f"No FHIR endpoint at {request.path[:120]}; the FHIR base is "
+                                                  f"/fhir (see /fhir/metadata).")
+        elif isinstance(error, MethodNotAllowed):
+            allowed = ", ".join(sorted(m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS")))
+            fhir = FhirError.of(405, "not-supported", f"{request.method} is not allowed on {request.path[:120]}; "
+                                                      f"allowed: {allowed}.", headers={"Allow": allowed})
+        elif isinstance(error, RequestEntityTooLarge):
+            fhir = FhirError.of(413, "too-long", f"The body is larger than this server accepts "
+                                                 f"({settings.max_body_bytes} bytes).")
+        else:
+            fhir = FhirError.of(status, "invalid" if status < 500 else "exception",
+                                f"The request could not be processed (HTTP {status}).")
+        return render_error(fhir, request)
+
+    @app.errorhandler(Exception)
+    def unexpected(_error: Exception) -> Response:
+        return render_unexpected(request)

@@ -1,0 +1,91 @@
+"""Command line: `fhirserver serve` (and more subcommands as the product grows)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from . import __version__
+from .config import Settings, SettingsError
+
+log = logging.getLogger("fhirserver")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from .app import build_context, create_app
+    from .store.embedded import EmbeddedEngine, EmbeddedEngineError
+
+    settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
+                                 threads=args.threads)
+    engine: EmbeddedEngine | None = None
+    uri = settings.mongodb_uri
+    try:
+        if not uri:
+            engine = EmbeddedEngine(settings.data_dir)
+            uri = engine.start()
+        # Create collections and indexes once, before workers fork (they would race each other).
+        build_context(settings, uri)
+
+        class FhirApplication(BaseApplication):  # type: ignore[misc]
+            def load_config(self) -> None:
+                config: dict[str, Any] = {
+                    "bind": f"{settings.host}:{settings.port}",
+                    "workers": settings.workers,
+                    "worker_class": "gthread",
+                    "threads": settings.threads,
+                    "timeout": 120,
+                    "graceful_timeout": 20,
+                    "keepalive": 30,
+                    "loglevel": settings.log_level.lower(),
+                    "accesslog": None,
+                    "proc_name": "fhirserver",
+                    "control_socket_disable": True,  # one shared socket path would clash between servers
+                }
+                for key, value in config.items():
+                    self.cfg.set(key, value)
+
+            def load(self) -> Any:
+                return create_app(settings, uri)
+
+        log.info("fhirserver %s serving FHIR R4 at http://%s:%s/fhir (%s)", __version__, settings.host,
+                 settings.port, "embedded store" if engine else "MongoDB at FHIRSERVER_MONGODB_URI")
+        FhirApplication().run()
+        return 0
+    except EmbeddedEngineError as exc:
+        log.error("cannot start the embedded store: %s", exc)
+        return 1
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fhirserver", description="FHIR R4 server for mutual recognition "
+                                                                    "of test and imaging results.")
+    parser.add_argument("--version", action="version", version=f"fhirserver {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the FHIR API (starts the embedded store unless "
+                                         "FHIRSERVER_MONGODB_URI is set)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1, env FHIRSERVER_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8080, env FHIRSERVER_PORT)")
+    serve.add_argument("--data-dir", help="data folder for the embedded store (default ./data, "
+                                          "env FHIRSERVER_DATA_DIR)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 2, env FHIRSERVER_WORKERS)")
+    serve.add_argument("--threads", type=int, help="threads per worker (default 8, env FHIRSERVER_THREADS)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(args)
+    except SettingsError as exc:
+        log.error("configuration error: %s", exc)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""FHIR semantics: parsing, validation, versioning rules, search definitions. Knows nothing of HTTP."""

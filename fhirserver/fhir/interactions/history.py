@@ -1,0 +1,49 @@
+"""history, instance and type level (http://hl7.org/fhir/R4/http.html#history).
+
+Newest first; `_since` and `_count`; paging with a cursor on (lastUpdated, key), so pages stay
+correct while new versions arrive (they land before the first page, never shift later ones).
+"""
+
+from __future__ import annotations
+
+from ...store.repository import HistoryCursor
+from ..bundles import decode_cursor, encode_cursor, new_bundle, page_url, version_entry
+from ..errors import FhirError, Issue, not_found
+from ..validation import is_valid_id
+from ..versioning import parse_search_instant
+from .context import FhirContext, RequestInfo, Result
+from .paging import page_size
+from .writing import check_type
+
+ALLOWED = frozenset({"_since", "_count", "_page", "_format", "_pretty"})
+
+
+def history(ctx: FhirContext, resource_type: str, resource_id: str | None, request: RequestInfo) -> Result:
+    check_type(resource_type)
+    params = dict(request.query)
+    unknown = [k for k, _ in request.query if k not in ALLOWED]
+    if unknown:
+        raise FhirError(400, [Issue("not-supported", f"History does not support the parameter '{k}'; supported: "
+                                    f"_since, _count.", expression=(k,)) for k in unknown])
+    if resource_id is not None and (
+            not is_valid_id(resource_id) or ctx.repository.read_current(resource_type, resource_id) is None):
+        raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
+    since = parse_search_instant(params["_since"], "_since") if "_since" in params else None
+    count = page_size(params.get("_count"), ctx.settings)
+    after = None
+    if params.get("_page"):
+        cursor = decode_cursor(params["_page"], ("ts", "key"))
+        after = HistoryCursor(ts=cursor["ts"], key=cursor["key"])
+    versions = ctx.repository.history(resource_type, resource_id, since, after, count + 1) if count else []
+
+    path = f"{resource_type}/{resource_id}/_history" if resource_id else f"{resource_type}/_history"
+    keep = [(k, v) for k, v in request.query if k in ("_since", "_count", "_format", "_pretty")]
+    bundle = new_bundle("history", page_url(request.base_url, path, list(request.query)))
+    bundle["entry"] = [version_entry(request.base_url, v) for v in versions[:count]]
+    if len(versions) > count:
+        last = versions[count - 1]
+        token = encode_cursor({"ts": last.last_updated, "key": f"{last.id}/{last.vid}"})
+        bundle["link"].append({"relation": "next", "url": page_url(request.base_url, path, [*keep, ("_page", token)])})
+    if not bundle["entry"]:
+        del bundle["entry"]
+    return Result(status=200, body=bundle)

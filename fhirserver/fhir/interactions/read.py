@@ -1,0 +1,52 @@
+"""read and vread (http://hl7.org/fhir/R4/http.html#read, #vread), with HTTP conditional read (304)."""
+
+from __future__ import annotations
+
+from ..errors import gone, not_found
+from ..validation import is_valid_id
+from ..versioning import etag, parse_etag, parse_http_date, parse_stored_instant
+from .context import FhirContext, RequestInfo, Result
+from .writing import check_type
+
+
+def read(ctx: FhirContext, resource_type: str, resource_id: str, request: RequestInfo) -> Result:
+    check_type(resource_type)
+    current = ctx.repository.read_current(resource_type, resource_id) if is_valid_id(resource_id) else None
+    if current is None:
+        raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
+    if current.deleted:
+        raise gone(f"{resource_type}/{resource_id} was deleted (version {current.vid}).",
+                   headers={"ETag": etag(current.vid)})
+    if request.if_none_match and _etag_matches(request.if_none_match, current.vid):
+        return Result(status=304, version=current)
+    if request.if_modified_since:
+        since = parse_http_date(request.if_modified_since)
+        # HTTP dates have whole seconds: unchanged means "not modified after that second".
+        if since is not None and parse_stored_instant(current.last_updated).replace(microsecond=0) <= since:
+            return Result(status=304, version=current)
+    return Result(status=200, version=current)
+
+
+def _etag_matches(header: str, vid: int) -> bool:
+    if header.strip() == "*":
+        return True
+    for candidate in header.split(","):
+        try:
+            if parse_etag(candidate, "If-None-Match") == vid:
+                return True
+        except Exception:
+            continue
+    return False
+
+
+def vread(ctx: FhirContext, resource_type: str, resource_id: str, version_id: str) -> Result:
+    check_type(resource_type)
+    if not (is_valid_id(resource_id) and version_id.isdigit() and len(version_id) <= 12):
+        raise not_found(f"{resource_type}/{resource_id[:64]}/_history/{version_id[:20]} does not exist.")
+    version = ctx.repository.read_version(resource_type, resource_id, int(version_id))
+    if version is None:
+        raise not_found(f"{resource_type}/{resource_id}/_history/{version_id} does not exist.")
+    if version.deleted:
+        raise gone(f"Version {version_id} of {resource_type}/{resource_id} is a deletion.",
+                   headers={"ETag": etag(version.vid)})
+    return Result(status=200, version=version)

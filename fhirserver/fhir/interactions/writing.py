@@ -1,0 +1,112 @@
+"""The one write path shared by create, update, patch and delete.
+
+Validates and indexes a resource once, then claims the next version with the repository's
+compare-and-set, retrying (or failing with 412 when the client named a version) on conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ...store.repository import StoredVersion, VersionConflict
+from ..errors import FhirError, bad_request, precondition_failed
+from ..json_format import dumps
+from ..resource_types import is_supported
+from ..validation import is_valid_id
+from ..versioning import next_timestamp
+from .context import FhirContext
+
+MAX_ATTEMPTS = 50
+PLACEHOLDER_INSTANT = "1970-01-01T00:00:00.000Z"
+
+
+def check_type(resource_type: str) -> None:
+    if not is_supported(resource_type):
+        raise FhirError.of(404, "not-supported", f"Resource type '{resource_type}' is not supported by this "
+                                                 f"server; see /fhir/metadata for the supported types.")
+
+
+def check_id(resource_id: str) -> None:
+    if not is_valid_id(resource_id):
+        raise bad_request(f"'{resource_id[:70]}' is not a valid FHIR id: use 1-64 characters from "
+                          f"A-Z, a-z, 0-9, '-' and '.'.")
+
+
+def check_body(body: Any, resource_type: str) -> dict[str, Any]:
+    """The body must be a JSON object of the type named in the URL."""
+    if not isinstance(body, dict):
+        raise bad_request("The body must be a JSON object holding one FHIR resource.")
+    declared = body.get("resourceType")
+    if not isinstance(declared, str):
+        raise bad_request("The resource has no 'resourceType'.", "resourceType")
+    if declared != resource_type:
+        raise bad_request(f"The body holds a {declared[:40]} but the URL is for {resource_type}.", "resourceType")
+    return body
+
+
+def stamp(resource: dict[str, Any], resource_id: str, vid: int, last_updated: str) -> dict[str, Any]:
+    """Server-assigned identity: id, meta.versionId, meta.lastUpdated (client values are replaced)."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(vid)
+    meta["lastUpdated"] = last_updated
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    return {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta, **rest}
+
+
+class PreparedResource:
+    """A validated, indexed resource waiting for its version number."""
+
+    def __init__(self, ctx: FhirContext, resource: dict[str, Any], resource_id: str) -> None:
+        candidate = stamp(resource, resource_id, 1, PLACEHOLDER_INSTANT)
+        ctx.validator.validate(candidate)
+        self.resource = candidate
+        self.id = resource_id
+        self.sp = ctx.indexer.index(candidate)
+
+    def version(self, vid: int, last_updated: str, method: str) -> StoredVersion:
+        final = stamp(self.resource, self.id, vid, last_updated)
+        return StoredVersion(resource_type=final["resourceType"], id=self.id, vid=vid, last_updated=last_updated,
+                             deleted=False, method=method, text=dumps(final).decode("utf-8"), sp=self.sp)
+
+
+def deletion(resource_type: str, resource_id: str, vid: int, last_updated: str) -> StoredVersion:
+    return StoredVersion(resource_type=resource_type, id=resource_id, vid=vid, last_updated=last_updated,
+                         deleted=True, method="DELETE", text=None, sp={})
+
+
+def commit(
+    ctx: FhirContext,
+    resource_type: str,
+    resource_id: str,
+    make_version: Callable[[StoredVersion | None, int, str], StoredVersion | None],
+    expected_vid: int | None,
+) -> tuple[StoredVersion | None, StoredVersion | None]:
+    """Write the version `make_version(current, vid, timestamp)` returns (None: nothing to write).
+
+    With `expected_vid` (If-Match) the write happens only on top of that version, else 412.
+    Without it, a lost race re-reads and tries again, so concurrent updates are serialised, not lost.
+    Returns (previous current version, written version).
+    """
+    repo = ctx.repository
+    for _ in range(MAX_ATTEMPTS):
+        current = repo.read_current(resource_type, resource_id)
+        current_vid = current.vid if current else 0
+        if expected_vid is not None and expected_vid != current_vid:
+            raise precondition_failed(
+                f"If-Match names version {expected_vid} but the current version of {resource_type}/"
+                f"{resource_id} is {current_vid if current else 'none (it does not exist)'}.")
+        version = make_version(current, current_vid + 1, next_timestamp(current.last_updated if current else None))
+        if version is None:
+            return current, None
+        try:
+            repo.write(version)
+            return current, version
+        except VersionConflict:
+            repo.roll_forward(resource_type, resource_id)
+            if expected_vid is not None:
+                raise precondition_failed(
+                    f"{resource_type}/{resource_id} was changed by another request after version "
+                    f"{expected_vid}; read it again and retry.") from None
+    raise FhirError.of(409, "conflict", f"{resource_type}/{resource_id} is being changed by many requests at "
+                                        f"once; retry shortly.")

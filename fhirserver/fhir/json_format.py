@@ -1,0 +1,66 @@
+"""FHIR JSON in and out, without losing what the sender wrote.
+
+Decimals are parsed as `decimal.Decimal` and written back digit for digit ("1.50" stays "1.50"),
+as FHIR requires for decimal precision (http://hl7.org/fhir/R4/json.html#primitive). Duplicate
+keys and NaN/Infinity are refused: silently keeping one of two "status" values is a clinical risk.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from .errors import bad_request
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(name)
+
+
+def loads(body: bytes | str) -> Any:
+    """Parse a request body; any defect is a 400 FhirError with a sentence a client can act on."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise bad_request(f"The body is not valid UTF-8 (byte offset {exc.start}).") from None
+    if not body.strip():
+        raise bad_request("The request body is empty; a FHIR JSON resource was expected.")
+    try:
+        return json.loads(
+            body, parse_float=Decimal, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+        )
+    except _DuplicateKey as exc:
+        raise bad_request(f"The JSON object repeats the property '{exc.args[0]}'; each may appear once.") from None
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+    except (ValueError, RecursionError):
+        raise bad_request("The body is not valid JSON (NaN, Infinity or excessive nesting).") from None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(type(value).__name__)
+
+
+def dumps(resource: Any, pretty: bool = False) -> bytes:
+    """Serialise to UTF-8 JSON bytes (Chinese text stays readable, not \\u-escaped)."""
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    return orjson.dumps(resource, default=_default, option=option)

@@ -1,0 +1,186 @@
+"""The versioned resource repository: the only place that reads and writes resources in MongoDB.
+
+Write protocol (no multi-document transaction needed, so it is safe on the embedded engine, whose
+transactions are not isolated between concurrent sessions):
+  1. claim the version: insert `<Type>_history` {_id: "<id>/<v>"}. The unique _id lets exactly one
+     writer have version v; a loser gets VersionConflict and nothing of it is stored.
+  2. move the current document forward, but only if it is older than v
+     (`replace_one({_id, vid: {$lt: v}}, upsert)`), so it never goes backwards.
+A crash between 1 and 2 leaves the current document one version behind; `roll_forward` repairs it
+from history, and writers call it whenever they lose a claim. No version is ever overwritten.
+See docs/decisions/0001-versioned-storage.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
+
+from .errors import StoreUnavailable
+from .indexes import LOCKS, history_collection
+
+_OUTAGES = (ConnectionFailure, ExecutionTimeout)
+
+
+def _translating_outages(cls: type) -> type:
+    """Wrap public methods so an unreachable or slow database surfaces as StoreUnavailable."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not callable(method) or name == "exclusive":
+            continue
+
+        def wrapper(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            try:
+                return __method(*args, **kwargs)
+            except _OUTAGES as exc:
+                raise StoreUnavailable(type(exc).__name__) from exc
+
+        wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+        setattr(cls, name, wrapper)
+    return cls
+
+
+class VersionConflict(Exception):
+    """Another writer already claimed this version of the resource."""
+
+
+class LockTimeout(Exception):
+    """A conditional write on the same criteria held the lock for too long."""
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of one resource as stored. `text` is the exact JSON of the resource (None if deleted)."""
+
+    resource_type: str
+    id: str
+    vid: int
+    last_updated: str
+    deleted: bool
+    method: str
+    text: str | None
+    sp: dict[str, list[str]] = field(default_factory=dict)
+
+    def history_doc(self) -> dict[str, Any]:
+        return {"_id": f"{self.id}/{self.vid}", "rid": self.id, "vid": self.vid, "ts": self.last_updated,
+                "deleted": self.deleted, "method": self.method, "text": self.text, "sp": self.sp}
+
+    def current_doc(self) -> dict[str, Any]:
+        return {"_id": self.id, "vid": self.vid, "ts": self.last_updated, "deleted": self.deleted,
+                "method": self.method, "text": self.text, "sp": self.sp}
+
+    @classmethod
+    def from_doc(cls, resource_type: str, doc: dict[str, Any]) -> StoredVersion:
+        return cls(resource_type=resource_type, id=doc.get("rid", doc["_id"]), vid=int(doc["vid"]),
+                   last_updated=doc["ts"], deleted=bool(doc["deleted"]), method=doc.get("method", "PUT"),
+                   text=doc.get("text"), sp=doc.get("sp") or {})
+
+
+@dataclass(frozen=True)
+class HistoryCursor:
+    """Position after the last entry of a history page: newest-first order is (ts, id/vid) descending."""
+
+    ts: str
+    key: str
+
+
+@_translating_outages
+class ResourceRepository:
+    """Versioned storage of FHIR resources over one MongoDB database."""
+
+    def __init__(self, db: Database, max_time_ms: int = 10_000) -> None:
+        self._db = db
+        self._max_time_ms = max_time_ms
+
+    # -- reads -------------------------------------------------------------------------------
+    def read_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        """The newest version, deleted or not (http://hl7.org/fhir/R4/http.html#read)."""
+        doc = self._db[resource_type].find_one({"_id": resource_id}, projection={"sp": False},
+                                               max_time_ms=self._max_time_ms)
+        return StoredVersion.from_doc(resource_type, doc) if doc else None
+
+    def read_version(self, resource_type: str, resource_id: str, vid: int) -> StoredVersion | None:
+        """One past or present version (http://hl7.org/fhir/R4/http.html#vread)."""
+        doc = self._db[history_collection(resource_type)].find_one(
+            {"_id": f"{resource_id}/{vid}"}, projection={"sp": False}, max_time_ms=self._max_time_ms)
+        return StoredVersion.from_doc(resource_type, doc) if doc else None
+
+    def history(self, resource_type: str, resource_id: str | None, since: str | None,
+                after: HistoryCursor | None, count: int) -> list[StoredVersion]:
+        """Versions newest first, instance or type level (http://hl7.org/fhir/R4/http.html#history)."""
+        clauses: list[dict[str, Any]] = []
+        if resource_id is not None:
+            clauses.append({"rid": resource_id})
+        if since is not None:
+            clauses.append({"ts": {"$gte": since}})
+        if after is not None:
+            clauses.append({"$or": [{"ts": {"$lt": after.ts}},
+                                    {"$and": [{"ts": after.ts}, {"_id": {"$lt": after.key}}]}]})
+        query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
+        cursor = (self._db[history_collection(resource_type)]
+                  .find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)
+                  .sort([("ts", DESCENDING), ("_id", DESCENDING)]).limit(count))
+        return [StoredVersion.from_doc(resource_type, d) for d in cursor]
+
+    def find_current(self, resource_type: str, query: dict[str, Any], limit: int) -> list[StoredVersion]:
+        """Current versions matching a planner filter (see fhir/search/criteria.py), in id order."""
+        cursor = (self._db[resource_type].find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)
+                  .sort("_id", 1).limit(limit))
+        return [StoredVersion.from_doc(resource_type, d) for d in cursor]
+
+    # -- writes ------------------------------------------------------------------------------
+    def write(self, version: StoredVersion) -> None:
+        """Store `version` as the next version; VersionConflict if that number is already taken."""
+        try:
+            self._db[history_collection(version.resource_type)].insert_one(version.history_doc())
+        except DuplicateKeyError:
+            raise VersionConflict(f"{version.resource_type}/{version.id} version {version.vid}") from None
+        self._advance_current(version.resource_type, version.current_doc())
+
+    def _advance_current(self, resource_type: str, doc: dict[str, Any]) -> None:
+        # DuplicateKeyError: the current document is already at this version or newer; nothing to do.
+        with contextlib.suppress(DuplicateKeyError):
+            self._db[resource_type].replace_one({"_id": doc["_id"], "vid": {"$lt": doc["vid"]}}, doc, upsert=True)
+
+    def roll_forward(self, resource_type: str, resource_id: str) -> None:
+        """Repair a current document left behind its history (a writer stopped between its two writes)."""
+        latest = self._db[history_collection(resource_type)].find_one(
+            {"rid": resource_id}, sort=[("vid", DESCENDING)], max_time_ms=self._max_time_ms)
+        if latest is not None:
+            doc = {k: v for k, v in latest.items() if k != "rid"}
+            doc["_id"] = resource_id
+            self._advance_current(resource_type, doc)
+
+    # -- serialising conditional writes --------------------------------------------------------
+    @contextmanager
+    def exclusive(self, key: str, wait_s: float = 10.0, lease_s: float = 30.0) -> Iterator[None]:
+        """Hold a named lock across processes (a unique document in `_locks`), like HAPI's
+        search-URL table: two conditional creates with the same criteria never both create."""
+        owner = uuid.uuid4().hex
+        locks = self._db[LOCKS]
+        deadline = time.monotonic() + wait_s
+        delay = 0.005
+        while True:
+            now = time.time()
+            try:
+                locks.insert_one({"_id": key, "owner": owner, "expires": now + lease_s})
+                break
+            except DuplicateKeyError:
+                # A holder that died leaves an expired lease: take it over.
+                locks.delete_one({"_id": key, "expires": {"$lt": now}})
+                if time.monotonic() > deadline:
+                    raise LockTimeout(key) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        try:
+            yield
+        finally:
+            locks.delete_one({"_id": key, "owner": owner})
