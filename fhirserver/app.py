@@ -41,6 +41,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app = Flask(__name__)
     app.url_map.strict_slashes = False  # a trailing slash must not produce an HTML redirect page
     app.url_map.merge_slashes = False
+    app.url_map.converters["rtype"] = rest.ResourceTypeConverter
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.routing import BaseConverter
 
 from ..fhir.capability import capability_statement
 from ..fhir.errors import FhirError
@@ -29,20 +30,27 @@ class Route:
     interaction: str  # FHIR TypeRestfulInteraction / SystemRestfulInteraction code
 
 
+class ResourceTypeConverter(BaseConverter):
+    """A path segment that can be a FHIR resource type name (capitalised), so `/metadata` or
+    `/_history` never reach a type-level interaction."""
+
+    regex = r"[A-Z][A-Za-z]{0,63}"
+
+
 ROUTES: tuple[Route, ...] = (
     Route("/metadata", "GET", "capabilities"),
-    Route("/<rtype>", "POST", "create"),
-    Route("/<rtype>", "GET", "search-type"),
-    Route("/<rtype>/_search", "POST", "search-type"),
-    Route("/<rtype>", "PUT", "conditional-update"),
-    Route("/<rtype>", "DELETE", "conditional-delete"),
-    Route("/<rtype>/_history", "GET", "history-type"),
-    Route("/<rtype>/<rid>", "GET", "read"),
-    Route("/<rtype>/<rid>", "PUT", "update"),
-    Route("/<rtype>/<rid>", "PATCH", "patch"),
-    Route("/<rtype>/<rid>", "DELETE", "delete"),
-    Route("/<rtype>/<rid>/_history", "GET", "history-instance"),
-    Route("/<rtype>/<rid>/_history/<vid>", "GET", "vread"),
+    Route("/<rtype:rtype>", "POST", "create"),
+    Route("/<rtype:rtype>", "GET", "search-type"),
+    Route("/<rtype:rtype>/_search", "POST", "search-type"),
+    Route("/<rtype:rtype>", "PUT", "conditional-update"),
+    Route("/<rtype:rtype>", "DELETE", "conditional-delete"),
+    Route("/<rtype:rtype>/_history", "GET", "history-type"),
+    Route("/<rtype:rtype>/<rid>", "GET", "read"),
+    Route("/<rtype:rtype>/<rid>", "PUT", "update"),
+    Route("/<rtype:rtype>/<rid>", "PATCH", "patch"),
+    Route("/<rtype:rtype>/<rid>", "DELETE", "delete"),
+    Route("/<rtype:rtype>/<rid>/_history", "GET", "history-instance"),
+    Route("/<rtype:rtype>/<rid>/_history/<vid>", "GET", "vread"),
 )
 
 

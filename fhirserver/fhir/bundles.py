@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 import orjson
 
 from ..store.repository import StoredVersion
+from ..store.timestamps import format_instant
 from .errors import bad_request
-from .versioning import etag, format_instant
+from .versioning import etag
 
 
 def raw_resource(version: StoredVersion) -> orjson.Fragment:

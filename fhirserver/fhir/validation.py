@@ -44,6 +44,33 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def json_rule_issues(root: str, value: Any, path: tuple[Any, ...] = ()) -> list[Issue]:
+    """FHIR JSON rules the schema and models let through (http://hl7.org/fhir/R4/json.html):
+    arrays and objects are never empty, and null appears only inside an array of primitives
+    (to line up with its `_element` extensions)."""
+    issues: list[Issue] = []
+    if isinstance(value, dict):
+        if not value:
+            where = _fhirpath(root, path)
+            issues.append(Issue("structure", f"{where} is an empty object; omit the element instead "
+                                             f"(FHIR JSON forbids empty objects).", expression=(where,)))
+        for key, item in value.items():
+            if item is None:
+                where = _fhirpath(root, (*path, key))
+                issues.append(Issue("structure", f"{where} is null; omit the element instead.", expression=(where,)))
+            else:
+                issues.extend(json_rule_issues(root, item, (*path, key)))
+    elif isinstance(value, list):
+        if not value:
+            where = _fhirpath(root, path)
+            issues.append(Issue("structure", f"{where} is an empty array; omit the element instead "
+                                             f"(FHIR JSON forbids empty arrays).", expression=(where,)))
+        for index, item in enumerate(value):
+            if item is not None:
+                issues.extend(json_rule_issues(root, item, (*path, index)))
+    return issues
+
+
 @lru_cache(maxsize=512)
 def _ascii_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.ASCII)
@@ -93,7 +120,7 @@ class ResourceValidator:
     def validate(self, resource: dict[str, Any]) -> None:
         """Raise FhirError(400) listing every structural problem; return silently when valid."""
         rtype = resource["resourceType"]
-        issues = self._schema_issues(rtype, resource)
+        issues = json_rule_issues(rtype, resource) or self._schema_issues(rtype, resource)
         if not issues:
             issues = self._model_issues(rtype, resource)
         if issues:
@@ -131,7 +158,8 @@ class ResourceValidator:
             return [Issue("invalid", f"{where} must be {_short(error.validator_value)}.", expression=(where,))]
         if kind == "type":
             expected = error.validator_value
-            wanted = " or ".join(_JSON_TYPES.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+            names = expected if isinstance(expected, list) else [expected]
+            wanted = " or ".join(_JSON_TYPES.get(t, t) for t in names)
             return [Issue("structure", f"{where} must be {wanted}, not {_short(error.instance)}.",
                           expression=(where,))]
         if kind == "pattern":

@@ -10,19 +10,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
+from ..store.timestamps import format_instant
+from ..store.timestamps import parse_instant as parse_stored_instant
 from .errors import bad_request
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]{1,12})"?\s*$')
 _INSTANT = re.compile(
     r"^(\d{4})(-(\d{2})(-(\d{2})(T(\d{2}):(\d{2})(:(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
-
-
-def format_instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_stored_instant(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def next_timestamp(previous: str | None) -> str:

@@ -27,6 +27,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeou
 
 from .errors import StoreUnavailable
 from .indexes import LOCKS, history_collection
+from .timestamps import instant_to_ms, ms_to_instant
 
 _OUTAGES = (ConnectionFailure, ExecutionTimeout)
 
@@ -70,17 +71,17 @@ class StoredVersion:
     sp: dict[str, list[str]] = field(default_factory=dict)
 
     def history_doc(self) -> dict[str, Any]:
-        return {"_id": f"{self.id}/{self.vid}", "rid": self.id, "vid": self.vid, "ts": self.last_updated,
+        return {"_id": f"{self.id}/{self.vid}", "rid": self.id, "vid": self.vid, "ts": instant_to_ms(self.last_updated),
                 "deleted": self.deleted, "method": self.method, "text": self.text, "sp": self.sp}
 
     def current_doc(self) -> dict[str, Any]:
-        return {"_id": self.id, "vid": self.vid, "ts": self.last_updated, "deleted": self.deleted,
+        return {"_id": self.id, "vid": self.vid, "ts": instant_to_ms(self.last_updated), "deleted": self.deleted,
                 "method": self.method, "text": self.text, "sp": self.sp}
 
     @classmethod
     def from_doc(cls, resource_type: str, doc: dict[str, Any]) -> StoredVersion:
         return cls(resource_type=resource_type, id=doc.get("rid", doc["_id"]), vid=int(doc["vid"]),
-                   last_updated=doc["ts"], deleted=bool(doc["deleted"]), method=doc.get("method", "PUT"),
+                   last_updated=ms_to_instant(doc["ts"]), deleted=bool(doc["deleted"]), method=doc.get("method", "PUT"),
                    text=doc.get("text"), sp=doc.get("sp") or {})
 
 
@@ -120,10 +121,11 @@ class ResourceRepository:
         if resource_id is not None:
             clauses.append({"rid": resource_id})
         if since is not None:
-            clauses.append({"ts": {"$gte": since}})
+            clauses.append({"ts": {"$gte": instant_to_ms(since)}})
         if after is not None:
-            clauses.append({"$or": [{"ts": {"$lt": after.ts}},
-                                    {"$and": [{"ts": after.ts}, {"_id": {"$lt": after.key}}]}]})
+            after_ms = instant_to_ms(after.ts)
+            clauses.append({"$or": [{"ts": {"$lt": after_ms}},
+                                    {"$and": [{"ts": after_ms}, {"_id": {"$lt": after.key}}]}]})
         query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
         cursor = (self._db[history_collection(resource_type)]
                   .find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ...store.timestamps import parse_instant
 from ..errors import gone, not_found
 from ..validation import is_valid_id
-from ..versioning import etag, parse_etag, parse_http_date, parse_stored_instant
+from ..versioning import etag, parse_etag, parse_http_date
 from .context import FhirContext, RequestInfo, Result
 from .writing import check_type
 
@@ -22,7 +23,7 @@ def read(ctx: FhirContext, resource_type: str, resource_id: str, request: Reques
     if request.if_modified_since:
         since = parse_http_date(request.if_modified_since)
         # HTTP dates have whole seconds: unchanged means "not modified after that second".
-        if since is not None and parse_stored_instant(current.last_updated).replace(microsecond=0) <= since:
+        if since is not None and parse_instant(current.last_updated).replace(microsecond=0) <= since:
             return Result(status=304, version=current)
     return Result(status=200, version=current)
 

@@ -1,0 +1,41 @@
+"""The CapabilityStatement is generated from what the server registers, and it does not lie."""
+
+from __future__ import annotations
+
+from conftest import observation, post, unique
+
+
+def test_metadata_lists_types_interactions_and_search_parameters(http, base):
+    statement = http.get(f"{base}/metadata").json()
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["fhirVersion"] == "4.0.1"
+    assert "application/fhir+json" in statement["format"]
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    expected = {"DiagnosticReport", "Observation", "ImagingStudy", "Consent", "AuditEvent", "DetectedIssue"}
+    assert expected <= set(resources)
+    obs = resources["Observation"]
+    assert {i["code"] for i in obs["interaction"]} == {"read", "vread", "update", "patch", "delete",
+                                                        "history-instance", "history-type", "create", "search-type"}
+    assert obs["versioning"] == "versioned-update"
+    assert obs["conditionalDelete"] == "single"
+    names = {p["name"] for p in obs["searchParam"]}
+    assert {"_id", "identifier", "code", "status", "category"} <= names
+
+
+def test_every_advertised_search_parameter_is_accepted(http, base):
+    statement = http.get(f"{base}/metadata").json()
+    for resource in statement["rest"][0]["resource"]:
+        for param in resource["searchParam"]:
+            response = http.get(f"{base}/{resource['type']}", params={param["name"]: "x", "_count": "1"})
+            assert response.status_code == 200, (resource["type"], param["name"], response.text)
+
+
+def test_search_by_token_parameters_finds_the_resource(http, base):
+    ident = unique()
+    rid = post(http, base, observation(ident)).json()["id"]
+    for params in ({"identifier": ident}, {"identifier": f"urn:oid:2.16.156.10011.1.99|{ident}"},
+                   {"identifier": ident, "code": "http://loinc.org|718-7", "status": "final"}, {"_id": rid}):
+        bundle = http.get(f"{base}/Observation", params=params).json()
+        assert [e["resource"]["id"] for e in bundle.get("entry", [])] == [rid], params
+        assert bundle["entry"][0]["search"]["mode"] == "match"
+    assert "entry" not in http.get(f"{base}/Observation", params={"identifier": ident, "status": "amended"}).json()

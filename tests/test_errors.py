@@ -1,0 +1,140 @@
+"""Bad input: the right status, an OperationOutcome a vendor's engineer understands, nothing stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FHIR_JSON, observation, post, stored_counts, unique
+
+VALID = json.dumps(observation("x"))
+
+# (name, method, path, body bytes, headers, expected status, words the diagnostics must contain)
+BAD_WRITES = [
+    ("malformed JSON", "POST", "/Observation", b'{"resourceType": "Observation",', {}, 400, "not valid JSON"),
+    ("empty body", "POST", "/Observation", b"", {}, 400, "empty"),
+    ("not an object", "POST", "/Observation", b"[1,2]", {}, 400, "JSON object"),
+    ("duplicate key", "POST", "/Observation",
+     b'{"resourceType":"Observation","status":"final","status":"preliminary","code":{"text":"x"}}', {}, 400,
+     "repeats the property 'status'"),
+    ("NaN", "POST", "/Observation", b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+                                    b'"valueQuantity":{"value":NaN}}', {}, 400, "NaN"),
+    ("not UTF-8", "POST", "/Observation", '{"resourceType":"Observation","code":{"text":"血常规"}}'.encode("gbk"), {},
+     400, "UTF-8"),
+    ("type mismatch", "POST", "/Observation", json.dumps({"resourceType": "Patient"}).encode(), {}, 400,
+     "holds a Patient but the URL is for Observation"),
+    ("no resourceType", "POST", "/Observation", b'{"status":"final"}', {}, 400, "no 'resourceType'"),
+    ("bogus status", "POST", "/Observation", json.dumps(observation(None, status="bogus")).encode(), {}, 400,
+     "not a valid code for Observation.status"),
+    ("unknown element", "POST", "/Observation", json.dumps(observation(None, colour="red")).encode(), {}, 400,
+     "Unknown element 'colour'"),
+    ("missing required", "POST", "/Observation", b'{"resourceType":"Observation","status":"final"}', {}, 400,
+     "Required element 'code'"),
+    ("bad date", "POST", "/Observation", json.dumps(observation(None, effectiveDateTime="2024-13-45")).encode(), {},
+     400, "not a valid FHIR dateTime"),
+    ("wrong JSON type", "POST", "/Observation",
+     json.dumps(observation(None, valueQuantity={"value": "high"})).encode(), {}, 400, "valueQuantity.value"),
+    ("empty array", "POST", "/Observation", json.dumps({**observation(None), "identifier": []}).encode(), {}, 400,
+     "empty array"),
+    ("XML body", "POST", "/Observation", b"<Observation/>", {"Content-Type": "application/fhir+xml"}, 415, "XML"),
+    ("form body", "POST", "/Observation", b"a=b", {"Content-Type": "application/x-www-form-urlencoded"}, 415,
+     "application/fhir+json"),
+    ("no content type", "POST", "/Observation", VALID.encode(), {"Content-Type": ""}, 415, "Content-Type"),
+    ("unknown type", "POST", "/Unicorn", VALID.encode(), {}, 404, "not supported"),
+    ("PUT id mismatch", "PUT", "/Observation/abc", json.dumps(observation(None, id="xyz")).encode(), {}, 400,
+     "differs from the id in the URL"),
+    ("PUT without id", "PUT", "/Observation/abc", VALID.encode(), {}, 400, "must carry its id"),
+    ("PUT invalid id", "PUT", "/Observation/bad_id!", json.dumps(observation(None, id="bad_id!")).encode(), {}, 400,
+     "not a valid FHIR id"),
+    ("PUT overlong id", "PUT", "/Observation/" + "a" * 65, json.dumps(observation(None, id="a" * 65)).encode(), {},
+     400, "not a valid FHIR id"),
+    ("bad If-Match", "PUT", "/Observation/abc", json.dumps(observation(None, id="abc")).encode(),
+     {"If-Match": "yesterday"}, 400, "If-Match"),
+    ("If-Match on missing", "PUT", "/Observation/never-there", json.dumps(observation(None, id="never-there")).encode(),
+     {"If-Match": 'W/"1"'}, 412, "does not exist"),
+    ("If-None-Exist operator injection", "POST", "/Observation", VALID.encode(),
+     {"If-None-Exist": 'identifier[$ne]=1'}, 400, "identifier[$ne]"),
+    ("If-None-Exist other type", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "Patient?identifier=1"},
+     400, "must be for Observation"),
+    ("If-None-Exist modifier", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier:missing=true"},
+     400, "Modifier"),
+    ("If-None-Exist empty value", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier="}, 400,
+     "has no value"),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "headers", "status", "words"), BAD_WRITES,
+                         ids=[case[0] for case in BAD_WRITES])
+def test_bad_write_is_refused_with_operation_outcome_and_stores_nothing(
+        http, base, store, name, method, path, body, headers, status, words):
+    before = stored_counts(store, "Observation")
+    response = http.request(method, base + path, data=body, headers={"Content-Type": FHIR_JSON, **headers})
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith(FHIR_JSON)
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    text = " ".join(i["diagnostics"] for i in outcome["issue"])
+    assert words in text
+    assert "Traceback" not in response.text and "pymongo" not in response.text
+    assert stored_counts(store, "Observation") == before
+
+
+def test_validation_errors_name_the_element(http, base):
+    response = post(http, base, observation(None, status="bogus", effectiveDateTime="2024-02-30T25:00:00Z"))
+    expressions = [e for issue in response.json()["issue"] for e in issue.get("expression", [])]
+    assert "Observation.status" in expressions
+    assert "Observation.effectiveDateTime" in expressions
+
+
+def test_body_too_large_is_413(http, base, store):
+    before = stored_counts(store, "Observation")
+    huge = observation(None, note=[{"text": "x" * (17 * 1024 * 1024)}])
+    response = post(http, base, huge)
+    assert response.status_code == 413
+    assert response.json()["issue"][0]["code"] == "too-long"
+    assert stored_counts(store, "Observation") == before
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/Observation/does-not-exist", 404),
+    ("GET", "/Observation/does-not-exist/_history/1", 404),
+    ("GET", "/Observation/x/_history/notanumber", 404),
+    ("GET", "/Unicorn/1", 404),
+    ("GET", "/observation/1", 404),
+    ("GET", "/", 404),
+    ("GET", "/fhir-typo/metadata", 404),
+    ("POST", "/Observation/abc", 405),
+    ("DELETE", "/metadata", 405),
+    ("POST", "/Observation/abc/_history", 405),
+])
+def test_error_statuses_are_operation_outcomes(http, base, method, path, status):
+    url = base + path if not path.startswith("/fhir-typo") else base.replace("/fhir", "") + path
+    response = http.request(method, url)
+    assert response.status_code == status
+    assert response.json()["resourceType"] == "OperationOutcome"
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_xml_only_accept_is_406(http, base):
+    response = http.get(f"{base}/metadata", headers={"Accept": "application/fhir+xml"})
+    assert response.status_code == 406
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert http.get(f"{base}/metadata?_format=xml").status_code == 406
+
+
+def test_trailing_slash_is_not_an_html_redirect(http, base):
+    response = http.get(f"{base}/Observation/", allow_redirects=False)
+    assert response.status_code == 200
+    assert response.json()["resourceType"] == "Bundle"
+
+
+def test_search_rejects_unknown_parameters_and_operator_values(http, base):
+    unknown = http.get(f"{base}/Observation?colour=red")
+    assert unknown.status_code == 400 and "colour" in unknown.json()["issue"][0]["diagnostics"]
+    ident = unique()
+    post(http, base, observation(ident))
+    injected = http.get(f"{base}/Observation", params={"identifier": '{"$gt": ""}'})
+    assert injected.status_code == 200 and "entry" not in injected.json()
+    assert http.get(f"{base}/Observation", params={"_id": "$where"}).status_code == 400
+    assert http.get(f"{base}/Observation", params={"identifier": "x" * 600}).status_code == 400
