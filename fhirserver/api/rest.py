@@ -18,7 +18,7 @@ from ..fhir.interactions import create, delete, history, patch, read, search, up
 from ..fhir.interactions.context import FhirContext, RequestInfo, Result
 from ..fhir.json_format import loads
 from .negotiation import check_body_type, response_media_type
-from .responses import render, render_error
+from .responses import prefer_handling, render, render_error
 
 _MUTATING = {"create", "update", "patch", "conditional-update"}
 
@@ -51,6 +51,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/<rtype:rtype>/<rid>", "DELETE", "delete"),
     Route("/<rtype:rtype>/<rid>/_history", "GET", "history-instance"),
     Route("/<rtype:rtype>/<rid>/_history/<vid>", "GET", "vread"),
+    Route("/<rtype:rtype>/<rid>/<rtype:ctype>", "GET", "search-compartment"),
 )
 
 
@@ -71,6 +72,7 @@ def _info(ctx: FhirContext, query: list[tuple[str, str]] | None = None) -> Reque
         if_none_match=headers.get("If-None-Match"),
         if_modified_since=headers.get("If-Modified-Since"),
         query=tuple(query if query is not None else request.args.items(multi=True)),
+        lenient=prefer_handling(request) == "lenient",
     )
 
 
@@ -94,6 +96,7 @@ def blueprint(ctx: FhirContext) -> Blueprint:
         "delete": lambda rtype, rid: delete.delete(ctx, rtype, rid, _info(ctx)),
         "history-instance": lambda rtype, rid: history.history(ctx, rtype, rid, _info(ctx)),
         "vread": lambda rtype, rid, vid: read.vread(ctx, rtype, rid, vid),
+        "search-compartment": lambda rtype, rid, ctype: search.search(ctx, ctype, _info(ctx), compartment=(rtype, rid)),
     }
 
     def endpoint(interaction: str) -> Callable[..., Response]:

@@ -29,7 +29,7 @@ def raw_resource(version: StoredVersion) -> orjson.Fragment:
 def new_bundle(bundle_type: str, self_url: str) -> dict[str, Any]:
     return {"resourceType": "Bundle", "id": str(uuid.uuid4()),
             "meta": {"lastUpdated": format_instant(datetime.now(UTC))},
-            "type": bundle_type, "link": [{"relation": "self", "url": self_url}], "entry": []}
+            "type": bundle_type, "link": [{"relation": "self", "url": self_url}]}
 
 
 def page_url(base: str, path: str, params: list[tuple[str, str]]) -> str:

@@ -1,7 +1,8 @@
 """The CapabilityStatement, generated from what the server really registers (never hand-written).
 
 Types from resource_types, interactions from the REST route table, search parameters from the
-registry loaded from profiles/. http://hl7.org/fhir/R4/capabilitystatement.html
+registry loaded from profiles/, compartments from the CompartmentDefinitions there.
+http://hl7.org/fhir/R4/capabilitystatement.html
 """
 
 from __future__ import annotations
@@ -12,15 +13,31 @@ from typing import Any
 from .. import __version__
 from .interactions.context import FhirContext
 from .resource_types import SUPPORTED_TYPES
+from .search.query import MODIFIERS
 
 _TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type",
                       "create", "search-type")
-_SEARCH_DOCS = {"token": "system|code, code or |code; comma for OR, repetition for AND"}
+_FORMS = {
+    "token": "system|code, code, |code or system|",
+    "reference": "Type/id, id or absolute URL; chain with .param; :Type",
+    "string": "starts with (case, accent and width insensitive)",
+    "date": "prefixes eq ne gt lt ge le sa eb ap; precision of the value",
+    "number": "prefixes eq ne gt lt ge le sa eb ap; implicit precision",
+    "quantity": "[prefix]number|system|code",
+    "uri": "exact",
+    "composite": "first$second",
+}
+
+
+def _documentation(kind: str) -> str:
+    modifiers = ", ".join(f":{m}" for m in sorted(MODIFIERS.get(kind, ())))
+    return f"{_FORMS.get(kind, '')}. Modifiers: {modifiers}." if modifiers else _FORMS.get(kind, "")
 
 
 def capability_statement(ctx: FhirContext, registered: set[str], base_url: str) -> dict[str, Any]:
     resources = []
     for rtype in SUPPORTED_TYPES:
+        parameters = ctx.registry.for_type(rtype)
         entry: dict[str, Any] = {
             "type": rtype,
             "interaction": [{"code": code} for code in _TYPE_INTERACTIONS if code in registered],
@@ -33,15 +50,21 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str) 
             "conditionalDelete": "single" if "conditional-delete" in registered else "not-supported",
         }
         if "search-type" in registered:
+            references = sorted(c for c, p in parameters.items() if p.type == "reference")
+            entry["searchInclude"] = [f"{rtype}:{c}" for c in references]
+            entry["searchRevInclude"] = sorted(f"{other}:{c}" for other in SUPPORTED_TYPES
+                                               for c, p in ctx.registry.for_type(other).items()
+                                               if p.type == "reference" and (not p.targets or rtype in p.targets))
             params = [{"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
-                       "type": "token"}]
-            for code, parameter in sorted(ctx.registry.for_type(rtype).items()):
-                if code == "_id":
-                    continue
-                params.append({"name": code, "definition": parameter.url, "type": parameter.type,
-                               "documentation": _SEARCH_DOCS.get(parameter.type, "")})
+                       "type": "token", "documentation": "logical id; :not, :missing"}]
+            params += [{"name": code, "definition": p.url, "type": p.type, "documentation": _documentation(p.type)}
+                       for code, p in sorted(parameters.items()) if code != "_id"]
             entry["searchParam"] = params
         resources.append(entry)
+    rest: dict[str, Any] = {"mode": "server", "resource": resources}
+    if "search-compartment" in registered:
+        rest["compartment"] = [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
+                               for c in sorted(ctx.compartments.compartments())]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -53,5 +76,5 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str) 
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [{"mode": "server", "resource": resources}],
+        "rest": [rest],
     }

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
@@ -68,21 +68,22 @@ class StoredVersion:
     deleted: bool
     method: str
     text: str | None
-    sp: dict[str, list[str]] = field(default_factory=dict)
+    sp: dict[str, list[Any]] = field(default_factory=dict)
+    so: dict[str, Any] = field(default_factory=dict)
 
     def history_doc(self) -> dict[str, Any]:
         return {"_id": f"{self.id}/{self.vid}", "rid": self.id, "vid": self.vid, "ts": instant_to_ms(self.last_updated),
-                "deleted": self.deleted, "method": self.method, "text": self.text, "sp": self.sp}
+                "deleted": self.deleted, "method": self.method, "text": self.text, "sp": self.sp, "so": self.so}
 
     def current_doc(self) -> dict[str, Any]:
         return {"_id": self.id, "vid": self.vid, "ts": instant_to_ms(self.last_updated), "deleted": self.deleted,
-                "method": self.method, "text": self.text, "sp": self.sp}
+                "method": self.method, "text": self.text, "sp": self.sp, "so": self.so}
 
     @classmethod
     def from_doc(cls, resource_type: str, doc: dict[str, Any]) -> StoredVersion:
         return cls(resource_type=resource_type, id=doc.get("rid", doc["_id"]), vid=int(doc["vid"]),
                    last_updated=ms_to_instant(doc["ts"]), deleted=bool(doc["deleted"]), method=doc.get("method", "PUT"),
-                   text=doc.get("text"), sp=doc.get("sp") or {})
+                   text=doc.get("text"), sp=doc.get("sp") or {}, so=doc.get("so") or {})
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,14 @@ class ResourceRepository:
     # -- reads -------------------------------------------------------------------------------
     def read_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The newest version, deleted or not (http://hl7.org/fhir/R4/http.html#read)."""
-        doc = self._db[resource_type].find_one({"_id": resource_id}, projection={"sp": False},
+        doc = self._db[resource_type].find_one({"_id": resource_id}, projection={"sp": False, "so": False},
                                                max_time_ms=self._max_time_ms)
         return StoredVersion.from_doc(resource_type, doc) if doc else None
 
     def read_version(self, resource_type: str, resource_id: str, vid: int) -> StoredVersion | None:
         """One past or present version (http://hl7.org/fhir/R4/http.html#vread)."""
         doc = self._db[history_collection(resource_type)].find_one(
-            {"_id": f"{resource_id}/{vid}"}, projection={"sp": False}, max_time_ms=self._max_time_ms)
+            {"_id": f"{resource_id}/{vid}"}, projection={"sp": False, "so": False}, max_time_ms=self._max_time_ms)
         return StoredVersion.from_doc(resource_type, doc) if doc else None
 
     def history(self, resource_type: str, resource_id: str | None, since: str | None,
@@ -128,15 +129,38 @@ class ResourceRepository:
                                     {"$and": [{"ts": after_ms}, {"_id": {"$lt": after.key}}]}]})
         query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
         cursor = (self._db[history_collection(resource_type)]
-                  .find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)
+                  .find(query, projection={"sp": False, "so": False}, max_time_ms=self._max_time_ms)
                   .sort([("ts", DESCENDING), ("_id", DESCENDING)]).limit(count))
         return [StoredVersion.from_doc(resource_type, d) for d in cursor]
 
     def find_current(self, resource_type: str, query: dict[str, Any], limit: int) -> list[StoredVersion]:
-        """Current versions matching a planner filter (see fhir/search/criteria.py), in id order."""
-        cursor = (self._db[resource_type].find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)
-                  .sort("_id", 1).limit(limit))
-        return [StoredVersion.from_doc(resource_type, d) for d in cursor]
+        """Current versions matching a planner filter (see fhir/search/planner.py), in id order."""
+        return [version for version, _ in self.search(resource_type, query, [("_id", ASCENDING)], limit)]
+
+    def search(self, resource_type: str, query: dict[str, Any], sort: list[tuple[str, int]],
+               limit: int) -> list[tuple[StoredVersion, dict[str, Any]]]:
+        """Matches in `sort` order with their sort keys (`so`), for keyset paging."""
+        cursor = (self._db[resource_type]
+                  .find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)
+                  .sort(sort).limit(limit))
+        return [(StoredVersion.from_doc(resource_type, d), d.get("so") or {}) for d in cursor]
+
+    def count(self, resource_type: str, query: dict[str, Any]) -> int:
+        """Number of matches; an aggregate, as `count_documents` is very slow on the embedded engine."""
+        result = list(self._db[resource_type].aggregate([{"$match": query}, {"$count": "n"}],
+                                                        maxTimeMS=self._max_time_ms))
+        return int(result[0]["n"]) if result else 0
+
+    def index_values(self, resource_type: str, query: dict[str, Any], field: str, limit: int) -> list[Any]:
+        """The stored index values `sp.<field>` of the matches (for _has and _include)."""
+        values: list[Any] = []
+        cursor = self._db[resource_type].find(query, projection={field: True}, max_time_ms=self._max_time_ms)
+        for doc in cursor.limit(limit):
+            node: Any = doc
+            for part in field.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            values.extend(node or [])
+        return values
 
     # -- writes ------------------------------------------------------------------------------
     def write(self, version: StoredVersion) -> None:

@@ -2,6 +2,7 @@
 
 http://hl7.org/fhir/R4/http.html#ccreate - holding a lock named by the normalised criteria for the
 whole match-then-write step makes N identical conditional creates in parallel produce one resource.
+Criteria are full search criteria (any parameter, modifier, chain), planned like a search.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from urllib.parse import parse_qsl
 
 from ...store.repository import LockTimeout, StoredVersion
 from ..errors import FhirError, bad_request
-from ..search.criteria import normalized_key, parse_criteria, plan_filter
+from ..search.query import criteria_key
 from .context import FhirContext
+from .search import matching_filter
 
 
 def criteria_pairs(resource_type: str, raw: str, source: str) -> list[tuple[str, str]]:
@@ -32,12 +34,13 @@ def criteria_pairs(resource_type: str, raw: str, source: str) -> list[tuple[str,
 @contextmanager
 def matching(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]]) -> Iterator[list[StoredVersion]]:
     """Yield up to two current matches, with writes on the same criteria excluded meanwhile."""
-    criteria = parse_criteria(resource_type, pairs, ctx.registry)
-    if not criteria:
+    query = ctx.parser.parse(resource_type, pairs, criteria_only=True)
+    if not query.criteria:
         raise bad_request("Conditional criteria must contain at least one search parameter.")
+    query_filter = matching_filter(ctx, resource_type, query.criteria)
     try:
-        with ctx.repository.exclusive("conditional:" + normalized_key(resource_type, criteria)):
-            yield ctx.repository.find_current(resource_type, plan_filter(criteria), limit=2)
+        with ctx.repository.exclusive("conditional:" + criteria_key(resource_type, pairs)):
+            yield ctx.repository.find_current(resource_type, query_filter, limit=2)
     except LockTimeout:
         raise FhirError.of(503, "transient", "Another conditional write with the same criteria is still "
                                              "running; retry shortly.") from None

@@ -7,8 +7,12 @@ from typing import Any
 
 from ...config import Settings
 from ...store.repository import ResourceRepository, StoredVersion
+from ..search.compartments import Compartments
+from ..search.elements import ElementFilter
 from ..search.indexer import ResourceIndexer
 from ..search.parameters import SearchParameterRegistry
+from ..search.planner import Planner
+from ..search.query import QueryParser
 from ..validation import ResourceValidator
 
 
@@ -19,6 +23,10 @@ class FhirContext:
     validator: ResourceValidator
     registry: SearchParameterRegistry
     indexer: ResourceIndexer
+    parser: QueryParser
+    planner: Planner
+    elements: ElementFilter
+    compartments: Compartments
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class RequestInfo:
     if_none_match: str | None = None
     if_modified_since: str | None = None
     query: tuple[tuple[str, str], ...] = ()
+    lenient: bool = False  # Prefer: handling=lenient
 
 
 @dataclass

@@ -39,11 +39,11 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
     path = f"{resource_type}/{resource_id}/_history" if resource_id else f"{resource_type}/_history"
     keep = [(k, v) for k, v in request.query if k in ("_since", "_count", "_format", "_pretty")]
     bundle = new_bundle("history", page_url(request.base_url, path, list(request.query)))
-    bundle["entry"] = [version_entry(request.base_url, v) for v in versions[:count]]
+    entries = [version_entry(request.base_url, v) for v in versions[:count]]
     if len(versions) > count:
         last = versions[count - 1]
         token = encode_cursor({"ts": last.last_updated, "key": f"{last.id}/{last.vid}"})
         bundle["link"].append({"relation": "next", "url": page_url(request.base_url, path, [*keep, ("_page", token)])})
-    if not bundle["entry"]:
-        del bundle["entry"]
+    if entries:
+        bundle["entry"] = entries
     return Result(status=200, body=bundle)

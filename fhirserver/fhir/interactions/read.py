@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...store.timestamps import parse_instant
-from ..errors import gone, not_found
+from ..errors import FhirError, gone, not_found
 from ..validation import is_valid_id
 from ..versioning import etag, parse_etag, parse_http_date
 from .context import FhirContext, RequestInfo, Result
@@ -35,7 +35,7 @@ def _etag_matches(header: str, vid: int) -> bool:
         try:
             if parse_etag(candidate, "If-None-Match") == vid:
                 return True
-        except Exception:
+        except FhirError:  # an unparsable entity tag simply does not match
             continue
     return False
 

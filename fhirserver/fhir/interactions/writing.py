@@ -62,12 +62,13 @@ class PreparedResource:
         ctx.validator.validate(candidate)
         self.resource = candidate
         self.id = resource_id
-        self.sp = ctx.indexer.index(candidate)
+        self.index = ctx.indexer.index(candidate)
 
     def version(self, vid: int, last_updated: str, method: str) -> StoredVersion:
         final = stamp(self.resource, self.id, vid, last_updated)
         return StoredVersion(resource_type=final["resourceType"], id=self.id, vid=vid, last_updated=last_updated,
-                             deleted=False, method=method, text=dumps(final).decode("utf-8"), sp=self.sp)
+                             deleted=False, method=method, text=dumps(final).decode("utf-8"),
+                             sp=self.index["sp"], so=self.index["so"])
 
 
 def deletion(resource_type: str, resource_id: str, vid: int, last_updated: str) -> StoredVersion:
