@@ -31,8 +31,8 @@ def patients(rng: random.Random, n: int, tag: str) -> list[dict[str, Any]]:
             "meta": {"tag": [{"system": "urn:test", "code": tag}]},
         }
         if rng.random() < 0.8:
-            patient["birthDate"] = rng.choice([f"{rng.randint(1940, 2020)}", f"{rng.randint(1940, 2020)}-0{rng.randint(1, 9)}",
-                                               f"{rng.randint(1940, 2020)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"])
+            year, month, day = rng.randint(1940, 2020), rng.randint(1, 9), rng.randint(10, 19)
+            patient["birthDate"] = rng.choice([f"{year}", f"{year}-0{month}", f"{year}-0{month}-{day}"])
         if rng.random() < 0.7:
             patient["address"] = [{"city": rng.choice(CITIES), "text": f"{rng.choice(CITIES)}市"}]
         out.append(patient)
@@ -43,7 +43,8 @@ def _effective(rng: random.Random) -> dict[str, Any]:
     year, month, day = rng.randint(2023, 2025), rng.randint(1, 12), rng.randint(1, 28)
     kind = rng.random()
     if kind < 0.5:
-        return {"effectiveDateTime": f"{year}-{month:02d}-{day:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00+08:00"}
+        hour, minute = rng.randint(0, 23), rng.randint(0, 59)
+        return {"effectiveDateTime": f"{year}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:00+08:00"}
     if kind < 0.7:
         return {"effectiveDateTime": f"{year}-{month:02d}-{day:02d}"}
     if kind < 0.9:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+import synthetic
 
 from fhirserver.fhir.interactions.search import _keyset
 from fhirserver.fhir.search.indexer import INDEXABLE_TYPES, ResourceIndexer, database_indexed_parameters
@@ -25,8 +26,6 @@ from fhirserver.fhir.search.values import parse_zone
 from fhirserver.store.client import ensure_schema
 from fhirserver.store.repository import HistoryCursor, ResourceRepository, StoredVersion, VersionConflict
 from fhirserver.store.timestamps import instant_to_ms
-
-import synthetic
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 ZONE = parse_zone("+08:00")
@@ -202,7 +201,7 @@ def test_keyset_paging_visits_every_match_once_in_order(store, seeded, sort):
 def _neg(value: Any) -> Any:
     if isinstance(value, int | float):
         return -value
-    return tuple(-ord(ch) for ch in value) + (1,)  # descending order of strings
+    return (*(-ord(ch) for ch in value), 1)  # descending order of strings
 
 
 def test_empty_in_matches_nothing(store, seeded):
