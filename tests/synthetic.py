@@ -28,7 +28,7 @@ def patients(rng: random.Random, n: int, tag: str) -> list[dict[str, Any]]:
             "identifier": [{"system": ID_SYSTEM, "value": f"5101{rng.randint(10**13, 10**14 - 1)}"}],
             "name": [{"family": family, "given": [given], "text": f"{family}{given}"}],
             "gender": rng.choice(["male", "female", "unknown"]),
-            "meta": {"tag": [{"system": "urn:test", "code": tag}]},
+            "meta": {"tag": [{"system": "urn:test", "code": tag}], "lastUpdated": "2026-01-01T00:00:00Z"},
         }
         if rng.random() < 0.8:
             year, month, day = rng.randint(1940, 2020), rng.randint(1, 9), rng.randint(10, 19)
@@ -66,7 +66,7 @@ def observations(rng: random.Random, n: int, subjects: list[dict[str, Any]], tag
                                       "code": "laboratory"}]}],
             "code": {"coding": [{"system": LOINC, "code": code, "display": text}], "text": text},
             "subject": {"reference": f"Patient/{subject['id']}"},
-            "meta": {"tag": [{"system": "urn:test", "code": tag}]},
+            "meta": {"tag": [{"system": "urn:test", "code": tag}], "lastUpdated": "2026-01-01T00:00:00Z"},
             **_effective(rng),
         }
         if rng.random() < 0.9:

@@ -156,9 +156,12 @@ class ResourceRepository:
         values: list[Any] = []
         cursor = self._db[resource_type].find(query, projection={field: True}, max_time_ms=self._max_time_ms)
         for doc in cursor.limit(limit):
-            node: Any = doc
-            for part in field.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
+            # MongoDB answers a dotted projection with nested documents; the embedded engine with a
+            # flat "sp.x" key. Accept both.
+            node: Any = doc.get(field) if field in doc else doc
+            if field not in doc:
+                for part in field.split("."):
+                    node = node.get(part) if isinstance(node, dict) else None
             values.extend(node or [])
         return values
 

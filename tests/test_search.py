@@ -1,0 +1,312 @@
+"""Search through HTTP over a loaded synthetic region, each result checked against an independent
+evaluation in Python written directly over the resources (no code shared with the indexer/planner)."""
+
+from __future__ import annotations
+
+import calendar
+import random
+import unicodedata
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+import synthetic
+from conftest import FHIR_JSON, unique
+
+CST = timezone(timedelta(hours=8))
+
+
+@pytest.fixture(scope="module")
+def region(base):
+    tag = unique("region")
+    rng = random.Random(5)
+    pats = synthetic.patients(rng, 30, tag)
+    obs = synthetic.observations(rng, 150, pats, tag)
+    with requests.Session() as session:
+        for resource in pats + obs:
+            body = _json(resource)
+            r = session.put(f"{base}/{resource['resourceType']}/{resource['id']}", data=body,
+                            headers={"Content-Type": FHIR_JSON})
+            assert r.status_code == 201, r.text
+    return {"tag": tag, "Patient": {p["id"]: p for p in pats}, "Observation": {o["id"]: o for o in obs}}
+
+
+def _json(resource: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(resource, ensure_ascii=False, default=_number).encode()
+
+
+def _number(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def search_ids(http, base, rtype: str, query: str, tag: str) -> list[str]:
+    """All ids matching, following next links; the region's tag keeps other tests' data out."""
+    url = f"{base}/{rtype}?{query}&_tag=urn:test|{tag}&_count=40"
+    ids: list[str] = []
+    while url:
+        response = http.get(url)
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        ids += [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+    return ids
+
+
+# -- an independent reading of FHIR search semantics -------------------------------------------------
+def period(text: str) -> tuple[datetime, datetime]:
+    parts = text.replace("Z", "+00:00")
+    if "T" in parts:
+        moment = datetime.fromisoformat(parts)
+        return moment, moment + (timedelta(minutes=1) if len(text) <= 16 else timedelta(seconds=1))
+    pieces = [int(p) for p in text.split("-")]
+    if len(pieces) == 1:
+        return datetime(pieces[0], 1, 1, tzinfo=CST), datetime(pieces[0] + 1, 1, 1, tzinfo=CST)
+    if len(pieces) == 2:
+        days = calendar.monthrange(*pieces)[1]
+        start = datetime(pieces[0], pieces[1], 1, tzinfo=CST)
+        return start, start + timedelta(days=days)
+    start = datetime(*pieces, tzinfo=CST)
+    return start, start + timedelta(days=1)
+
+
+def obs_period(o: dict) -> tuple[datetime, datetime] | None:
+    if "effectiveDateTime" in o:
+        return period(o["effectiveDateTime"])
+    if "effectivePeriod" in o:
+        return period(o["effectivePeriod"]["start"])[0], period(o["effectivePeriod"]["end"])[1]
+    return None
+
+
+def date_matches(target: tuple[datetime, datetime] | None, prefix: str, value: str) -> bool:
+    if target is None:
+        return False
+    lo, hi = target
+    a, b = period(value)
+    return {"eq": a <= lo and hi <= b, "ne": not (a <= lo and hi <= b), "gt": hi > b, "lt": lo < a,
+            "ge": hi > b or (a <= lo and hi <= b), "le": lo < a or (a <= lo and hi <= b),
+            "sa": lo >= b, "eb": hi <= a}[prefix]
+
+
+def codes(concept: dict) -> list[tuple[str, str]]:
+    return [(c.get("system", ""), c["code"]) for c in concept.get("coding", [])]
+
+
+def fold(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+def value(o: dict) -> float | None:
+    return float(o["valueQuantity"]["value"]) if "valueQuantity" in o else None
+
+
+OBSERVATION_CASES = [
+    ("code=718-7", lambda o, r: ("http://loinc.org", "718-7") in codes(o["code"])),
+    ("code=http://loinc.org|777-3", lambda o, r: ("http://loinc.org", "777-3") in codes(o["code"])),
+    ("code=http://snomed.info/sct|777-3", lambda o, r: False),
+    ("status=final,amended", lambda o, r: o["status"] in ("final", "amended")),
+    ("status:not=final", lambda o, r: o["status"] != "final"),
+    ("status=final&code=2823-3",
+     lambda o, r: o["status"] == "final" and ("http://loinc.org", "2823-3") in codes(o["code"])),
+    ("code:text=血", lambda o, r: o["code"]["text"].startswith("血")),
+    ("value-quantity=gt150", lambda o, r: value(o) is not None and value(o) > 150),
+    ("value-quantity=le4.0", lambda o, r: value(o) is not None and value(o) <= 4.0),
+    ("value-quantity=lt5|http://unitsofmeasure.org|mmol/L",
+     lambda o, r: value(o) is not None and value(o) < 5 and o["valueQuantity"]["code"] == "mmol/L"),
+    ("value-quantity:missing=true", lambda o, r: "valueQuantity" not in o),
+    ("code-value-quantity=http://loinc.org|718-7$gt150",
+     lambda o, r: ("http://loinc.org", "718-7") in codes(o["code"]) and value(o) is not None and value(o) > 150),
+    ("component-code-value-quantity=http://loinc.org|8480-6$ge140",
+     lambda o, r: any(float(c["valueQuantity"]["value"]) >= 140 for c in o.get("component", []))),
+    ("date=2024", lambda o, r: date_matches(obs_period(o), "eq", "2024")),
+    ("date=2024-03", lambda o, r: date_matches(obs_period(o), "eq", "2024-03")),
+    ("date=ge2024-06-01", lambda o, r: date_matches(obs_period(o), "ge", "2024-06-01")),
+    ("date=lt2024-03-01", lambda o, r: date_matches(obs_period(o), "lt", "2024-03-01")),
+    ("date=gt2024-11-30T12:00:00%2B08:00", lambda o, r: date_matches(obs_period(o), "gt", "2024-11-30T12:00:00+08:00")),
+    ("date=sa2025-01-01", lambda o, r: date_matches(obs_period(o), "sa", "2025-01-01")),
+    ("date=eb2023-06-01", lambda o, r: date_matches(obs_period(o), "eb", "2023-06-01")),
+    ("date=ne2024", lambda o, r: obs_period(o) is not None and date_matches(obs_period(o), "ne", "2024")),
+    ("date=ge2024&date=lt2025", lambda o, r: date_matches(obs_period(o), "ge", "2024")
+     and date_matches(obs_period(o), "lt", "2025")),
+    ("subject=Patient/{p0}", lambda o, r: o["subject"]["reference"] == f"Patient/{r['p0']}"),
+    ("subject:Patient.name=张", lambda o, r: any(fold(s).startswith("张") for s in _names(r["pats"][_ref(o)]))),
+    ("subject.identifier={ident0}", lambda o, r: _ref(o) == r["p0"]),
+    ("patient.gender=female", lambda o, r: r["pats"][_ref(o)]["gender"] == "female"),
+]
+
+
+def _ref(o: dict) -> str:
+    return o["subject"]["reference"].split("/")[1]
+
+
+def _names(p: dict) -> list[str]:
+    n = p["name"][0]
+    given = n["given"]
+    return [n["family"], *given, n["text"], f"{' '.join(given)} {n['family']}", n["family"] + "".join(given)]
+
+
+PATIENT_CASES = [
+    ("name=zhang", lambda p, r: any(fold(s).startswith("zhang") for s in _names(p))),
+    ("name=ZHANG", lambda p, r: any(fold(s).startswith("zhang") for s in _names(p))),
+    ("name=muller", lambda p, r: any(fold(s).startswith("muller") for s in _names(p))),
+    ("name=张", lambda p, r: any(s.startswith("张") for s in _names(p))),
+    ("name:exact={name0}", lambda p, r: r["name0"] in _names(p)),
+    ("name:contains=秀", lambda p, r: any("秀" in s for s in _names(p))),
+    ("gender=female", lambda p, r: p["gender"] == "female"),
+    ("address-city=成都", lambda p, r: any(a.get("city", "").startswith("成都") for a in p.get("address", []))),
+    ("birthdate=ge2000", lambda p, r: "birthDate" in p and date_matches(period(p["birthDate"]), "ge", "2000")),
+    ("birthdate=1985", lambda p, r: "birthDate" in p and date_matches(period(p["birthDate"]), "eq", "1985")),
+    ("birthdate:missing=true", lambda p, r: "birthDate" not in p),
+    ("_has:Observation:subject:code=4548-4",
+     lambda p, r: any(_ref(o) == p["id"] and ("http://loinc.org", "4548-4") in codes(o["code"])
+                      for o in r["obs"].values())),
+    ("_has:Observation:subject:value-quantity=gt160",
+     lambda p, r: any(_ref(o) == p["id"] and value(o) is not None and value(o) > 160 for o in r["obs"].values())),
+]
+
+
+def _context(region: dict) -> dict:
+    p0 = sorted(region["Patient"])[0]
+    return {"p0": p0, "ident0": region["Patient"][p0]["identifier"][0]["value"],
+            "name0": region["Patient"][p0]["name"][0]["text"],
+            "pats": region["Patient"], "obs": region["Observation"]}
+
+
+@pytest.mark.parametrize(("query", "predicate"), OBSERVATION_CASES, ids=[c[0] for c in OBSERVATION_CASES])
+def test_observation_search_matches_independent_evaluation(http, base, region, query, predicate):
+    ctx = _context(region)
+    query = query.format(**ctx)
+    expected = sorted(i for i, o in region["Observation"].items() if predicate(o, ctx))
+    got = search_ids(http, base, "Observation", query, region["tag"])
+    assert sorted(got) == expected
+    assert len(got) == len(set(got))
+
+
+@pytest.mark.parametrize(("query", "predicate"), PATIENT_CASES, ids=[c[0] for c in PATIENT_CASES])
+def test_patient_search_matches_independent_evaluation(http, base, region, query, predicate):
+    ctx = _context(region)
+    expected = sorted(i for i, p in region["Patient"].items() if predicate(p, ctx))
+    assert sorted(search_ids(http, base, "Patient", query.format(**ctx), region["tag"])) == expected
+
+
+def test_cases_are_not_trivially_empty(region):
+    ctx = _context(region)
+    empty = [q for q, pred in OBSERVATION_CASES if not any(pred(o, ctx) for o in region["Observation"].values())]
+    empty += [q for q, pred in PATIENT_CASES if not any(pred(p, ctx) for p in region["Patient"].values())]
+    assert empty == ["code=http://snomed.info/sct|777-3"]
+
+
+def test_sort_by_date_then_id_pages_in_order_and_previous_goes_back(http, base, region):
+    tag = region["tag"]
+    url = f"{base}/Observation?code=718-7&_sort=-date&_tag=urn:test|{tag}&_count=7"
+    pages, links = [], []
+    while url:
+        bundle = http.get(url).json()
+        pages.append([e["resource"]["id"] for e in bundle.get("entry", [])])
+        links.append({link["relation"]: link["url"] for link in bundle["link"]})
+        url = links[-1].get("next")
+    got = [i for page in pages for i in page]
+    rows = [(obs_period(o), i) for i, o in region["Observation"].items()
+            if ("http://loinc.org", "718-7") in codes(o["code"])]
+    # Descending by the earliest instant of each resource's date; resources without one sort last.
+    expected = [i for _, i in sorted(rows, key=lambda r: (-(r[0][0].timestamp() if r[0] else -1e18), r[1]))]
+    assert got == expected
+    assert "previous" not in links[0] and len(pages) >= 3
+    back = http.get(links[2]["previous"]).json()
+    assert [e["resource"]["id"] for e in back["entry"]] == pages[1]
+
+
+def test_sort_by_string_and_token_keys(http, base, region):
+    ids = search_ids(http, base, "Patient", "_sort=gender,-birthdate", region["tag"])
+    assert sorted(ids) == sorted(region["Patient"])
+    genders = [region["Patient"][i]["gender"] for i in ids]
+    assert genders == sorted(genders)
+
+
+def test_include_and_revinclude(http, base, region):
+    tag = region["tag"]
+    bundle = http.get(f"{base}/Observation?code=4548-4&_include=Observation:subject&_tag=urn:test|{tag}"
+                      f"&_count=500").json()
+    matches = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+    included = {e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "include"}
+    assert matches and included == {_ref(o) for o in matches}
+    p0 = _context(region)["p0"]
+    rev = http.get(f"{base}/Patient?_id={p0}&_revinclude=Observation:subject").json()
+    rev_ids = {e["resource"]["id"] for e in rev["entry"] if e["search"]["mode"] == "include"}
+    assert rev_ids == {i for i, o in region["Observation"].items() if _ref(o) == p0}
+
+
+def test_patient_compartment_search(http, base, region):
+    p0 = _context(region)["p0"]
+    bundle = http.get(f"{base}/Patient/{p0}/Observation?code=718-7&_count=500").json()
+    got = sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+    expected = sorted(i for i, o in region["Observation"].items()
+                      if _ref(o) == p0 and ("http://loinc.org", "718-7") in codes(o["code"]))
+    assert got == expected
+    assert http.get(f"{base}/Patient/{p0}/Organization").status_code == 400
+
+
+def test_total_summary_count_and_elements(http, base, region):
+    tag = region["tag"]
+    expected = sum(1 for o in region["Observation"].values() if o["status"] == "final")
+    accurate = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_total=accurate&_count=1").json()
+    assert accurate["total"] == expected and len(accurate["entry"]) == 1
+    assert "total" not in http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_count=1").json()
+    counted = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_summary=count").json()
+    assert counted["total"] == expected and "entry" not in counted
+    trimmed = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_elements=status&_count=2").json()
+    resource = trimmed["entry"][0]["resource"]
+    assert set(resource) == {"resourceType", "id", "meta", "status"}
+    assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
+            "display": "subsetted"} in resource["meta"]["tag"]
+    summary = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_summary=true&_count=1").json()
+    assert "subject" in summary["entry"][0]["resource"] and "category" not in summary["entry"][0]["resource"]
+
+
+def test_post_search_with_form_body_equals_get(http, base, region):
+    tag = region["tag"]
+    form = {"code": "777-3", "_tag": f"urn:test|{tag}", "_count": "500"}
+    posted = http.post(f"{base}/Observation/_search", data=form,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"}).json()
+    got = http.get(f"{base}/Observation?{urlencode(form)}").json()
+    assert [e["resource"]["id"] for e in posted["entry"]] == [e["resource"]["id"] for e in got["entry"]]
+
+
+def test_lenient_handling_reports_ignored_parameters(http, base, region):
+    tag = region["tag"]
+    strict = http.get(f"{base}/Observation?status=final&colour=red&_tag=urn:test|{tag}")
+    assert strict.status_code == 400
+    lenient = http.get(f"{base}/Observation?status=final&colour=red&_tag=urn:test|{tag}&_count=1",
+                       headers={"Prefer": "handling=lenient"}).json()
+    outcome = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome and "colour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+
+
+def test_paging_links_stay_correct_when_data_changes_between_pages(http, base, region):
+    tag = region["tag"]
+    first = http.get(f"{base}/Patient?_tag=urn:test|{tag}&_count=10").json()
+    ids_first = [e["resource"]["id"] for e in first["entry"]]
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    http.put(f"{base}/Patient/{tag}-p0000", data=_json({"resourceType": "Patient", "id": f"{tag}-p0000",
+                                                       "meta": {"tag": [{"system": "urn:test", "code": tag}]}}),
+             headers={"Content-Type": FHIR_JSON})  # sorts before every other id: must not shift page 2
+    second = [e["resource"]["id"] for e in http.get(next_url).json()["entry"]]
+    everything = sorted(region["Patient"])
+    assert ids_first + second == everything[:20]
+    http.delete(f"{base}/Patient/{tag}-p0000")
+
+
+def test_hostile_queries_over_http_are_400_never_5xx(http, base):
+    hostile = ["identifier[$ne]=1", "code:regex=.*", "date=2024-13-01", "value-quantity=1|2",
+               "_sort=nonsense", "_page=e30", "_page=" + "%7B%22v%22%3A%5B%7B%22%24gt%22%3A1%7D%5D%7D",
+               "subject:Patient.identifier.x.y=1", "_include=Observation:*", "name=" + "a" * 600,
+               "_has:Observation:subject:code:regex=1", "_count=abc"]
+    for query in hostile:
+        response = http.get(f"{base}/Observation?{query}")
+        assert response.status_code == 400, (query, response.status_code, response.text)
+        assert response.json()["resourceType"] == "OperationOutcome"
