@@ -36,7 +36,8 @@ def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
     zone = parse_zone(settings.timezone)
     return FhirContext(
-        settings=settings, repository=ResourceRepository(connection.db, settings.store_timeout_ms),
+        settings=settings,
+        repository=ResourceRepository(connection.db, settings.store_timeout_ms, connection.replica_set),
         validator=validator, registry=registry, indexer=ResourceIndexer(registry, zone, settings.base_url),
         parser=QueryParser(registry), planner=Planner(zone, settings.base_url),
         elements=ElementFilter(settings.profiles_dir), compartments=Compartments(settings.profiles_dir))

@@ -47,6 +47,7 @@ class Settings:
     store_timeout_ms: int = 10_000
     log_level: str = "INFO"
     timezone: str = "+08:00"
+    max_bundle_entries: int = 10_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -67,6 +68,7 @@ class Settings:
             store_timeout_ms=_int(env, "FHIRSERVER_STORE_TIMEOUT_MS", cls.store_timeout_ms, 100),
             log_level=env.get("FHIRSERVER_LOG_LEVEL", cls.log_level).upper(),
             timezone=env.get("FHIRSERVER_TIMEZONE") or cls.timezone,
+            max_bundle_entries=_int(env, "FHIRSERVER_MAX_BUNDLE_ENTRIES", cls.max_bundle_entries, 1000),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in clean:

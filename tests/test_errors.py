@@ -101,7 +101,7 @@ def test_body_too_large_is_413(http, base, store):
     ("GET", "/Observation/x/_history/notanumber", 404),
     ("GET", "/Unicorn/1", 404),
     ("GET", "/observation/1", 404),
-    ("GET", "/", 404),
+    ("GET", "/", 405),  # the base takes POSTed Bundles only
     ("GET", "/fhir-typo/metadata", 404),
     ("POST", "/Observation/abc", 405),
     ("DELETE", "/metadata", 405),

@@ -14,11 +14,11 @@ from werkzeug.routing import BaseConverter
 
 from ..fhir.capability import capability_statement
 from ..fhir.errors import FhirError
-from ..fhir.interactions import create, delete, history, patch, read, search, update
+from ..fhir.interactions import bundle, create, delete, history, patch, read, search, update
 from ..fhir.interactions.context import FhirContext, RequestInfo, Result
 from ..fhir.json_format import loads
 from .negotiation import check_body_type, response_media_type
-from .responses import prefer_handling, render, render_error
+from .responses import prefer_handling, prefer_return, render, render_error
 
 _MUTATING = {"create", "update", "patch", "conditional-update"}
 
@@ -39,6 +39,7 @@ class ResourceTypeConverter(BaseConverter):
 
 ROUTES: tuple[Route, ...] = (
     Route("/metadata", "GET", "capabilities"),
+    Route("/", "POST", "transaction"),
     Route("/<rtype:rtype>", "POST", "create"),
     Route("/<rtype:rtype>", "GET", "search-type"),
     Route("/<rtype:rtype>/_search", "POST", "search-type"),
@@ -85,6 +86,7 @@ def blueprint(ctx: FhirContext) -> Blueprint:
     bp = Blueprint("fhir", __name__)
     handlers: dict[str, Callable[..., Any]] = {
         "capabilities": lambda: Result(status=200, body=capability_statement(ctx, _interactions(), _base_url(ctx))),
+        "transaction": lambda: bundle.process(ctx, _body(), _info(ctx), prefer_return(request)),
         "create": lambda rtype: create.create(ctx, rtype, _body(), _info(ctx)),
         "search-type": lambda rtype: search.search(ctx, rtype, _info(ctx, _search_params())),
         "conditional-update": lambda rtype: update.conditional_update(ctx, rtype, _body(), _info(ctx)),

@@ -62,6 +62,8 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str) 
             entry["searchParam"] = params
         resources.append(entry)
     rest: dict[str, Any] = {"mode": "server", "resource": resources}
+    if "transaction" in registered:
+        rest["interaction"] = [{"code": "transaction"}, {"code": "batch"}]
     if "search-compartment" in registered:
         rest["compartment"] = [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
                                for c in sorted(ctx.compartments.compartments())]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LOCKS = "_locks"
+JOURNAL = "_journal"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def history_collection(resource_type: str) -> str:
 
 def collection_indexes(resource_types: tuple[str, ...],
                        indexed_parameters: dict[str, list[str]]) -> dict[str, list[IndexSpec]]:
-    out: dict[str, list[IndexSpec]] = {LOCKS: []}
+    out: dict[str, list[IndexSpec]] = {LOCKS: [], JOURNAL: []}
     for rtype in resource_types:
         out[rtype] = [IndexSpec(f"sp_{field_name(code)}", ((index_field(code), 1),))
                       for code in indexed_parameters.get(rtype, [])]

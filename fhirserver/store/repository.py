@@ -26,7 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
 from .errors import StoreUnavailable
-from .indexes import LOCKS, history_collection
+from .indexes import JOURNAL, LOCKS, history_collection
 from .timestamps import instant_to_ms, ms_to_instant
 
 _OUTAGES = (ConnectionFailure, ExecutionTimeout)
@@ -70,10 +70,14 @@ class StoredVersion:
     text: str | None
     sp: dict[str, list[Any]] = field(default_factory=dict)
     so: dict[str, Any] = field(default_factory=dict)
+    tx: str | None = None  # the transaction Bundle that wrote this version, if any
 
     def history_doc(self) -> dict[str, Any]:
-        return {"_id": f"{self.id}/{self.vid}", "rid": self.id, "vid": self.vid, "ts": instant_to_ms(self.last_updated),
-                "deleted": self.deleted, "method": self.method, "text": self.text, "sp": self.sp, "so": self.so}
+        doc = {"_id": f"{self.id}/{self.vid}", "rid": self.id, "vid": self.vid, "ts": instant_to_ms(self.last_updated),
+               "deleted": self.deleted, "method": self.method, "text": self.text, "sp": self.sp, "so": self.so}
+        if self.tx:
+            doc["tx"] = self.tx
+        return doc
 
     def current_doc(self) -> dict[str, Any]:
         return {"_id": self.id, "vid": self.vid, "ts": instant_to_ms(self.last_updated), "deleted": self.deleted,
@@ -98,9 +102,10 @@ class HistoryCursor:
 class ResourceRepository:
     """Versioned storage of FHIR resources over one MongoDB database."""
 
-    def __init__(self, db: Database, max_time_ms: int = 10_000) -> None:
+    def __init__(self, db: Database, max_time_ms: int = 10_000, replica_set: bool = False) -> None:
         self._db = db
         self._max_time_ms = max_time_ms
+        self.replica_set = replica_set
 
     # -- reads -------------------------------------------------------------------------------
     def read_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
@@ -174,6 +179,72 @@ class ResourceRepository:
             raise VersionConflict(f"{version.resource_type}/{version.id} version {version.vid}") from None
         self._advance_current(version.resource_type, version.current_doc())
 
+    def write_all(self, versions: list[StoredVersion], tx: str) -> None:
+        """All versions or none: VersionConflict (or an outage) leaves nothing of them behind.
+
+        On a replica set the writes run in one MongoDB transaction. Otherwise (the embedded engine,
+        whose transactions are not isolated) a journal lists the claims first; a failure, or a crash
+        found by `recover`, undoes every claim the journal names.
+        """
+        if self.replica_set:
+            with self._db.client.start_session() as session:
+                try:
+                    session.with_transaction(lambda s: self._write_each(versions, s))
+                except DuplicateKeyError:
+                    raise VersionConflict("a transaction entry lost a concurrent write") from None
+            return
+        journal = self._db[JOURNAL]
+        journal.insert_one({"_id": tx, "started": time.time(),
+                            "writes": [[v.resource_type, v.id, v.vid] for v in versions]})
+        try:
+            self._write_each(versions, None)
+        except BaseException:
+            self.undo(tx)
+            raise
+        journal.delete_one({"_id": tx})
+
+    def _write_each(self, versions: list[StoredVersion], session: Any) -> None:
+        for version in versions:
+            try:
+                self._db[history_collection(version.resource_type)].insert_one(version.history_doc(), session=session)
+            except DuplicateKeyError:
+                if session is not None:
+                    raise
+                raise VersionConflict(f"{version.resource_type}/{version.id} version {version.vid}") from None
+            doc = version.current_doc()
+            if session is None:
+                self._advance_current(version.resource_type, doc)
+            else:
+                self._db[version.resource_type].replace_one(
+                    {"_id": doc["_id"], "vid": {"$lt": doc["vid"]}}, doc, upsert=True, session=session)
+
+    def undo(self, tx: str) -> None:
+        """Take back every version a journaled transaction claimed, newest first, then forget it.
+
+        A claim is removed only if it carries this transaction's mark; the current document is moved
+        back only if it still shows that claim (a later writer's version is left in place)."""
+        entry = self._db[JOURNAL].find_one({"_id": tx})
+        if entry is None:
+            return
+        for resource_type, resource_id, vid in reversed(entry["writes"]):
+            history = self._db[history_collection(resource_type)]
+            history.delete_one({"_id": f"{resource_id}/{vid}", "tx": tx})
+            previous = history.find_one({"rid": resource_id, "vid": {"$lt": vid}}, sort=[("vid", DESCENDING)])
+            if previous is None:
+                self._db[resource_type].delete_one({"_id": resource_id, "vid": vid})
+            else:
+                doc = {k: v for k, v in previous.items() if k not in ("rid", "tx")}
+                doc["_id"] = resource_id
+                self._db[resource_type].replace_one({"_id": resource_id, "vid": vid}, doc)
+        self._db[JOURNAL].delete_one({"_id": tx})
+
+    def recover(self, older_than_s: float = 0.0) -> int:
+        """Undo transactions that a crashed process left half-written (run at start-up)."""
+        stale = list(self._db[JOURNAL].find({"started": {"$lt": time.time() - older_than_s}}, {"_id": 1}))
+        for entry in stale:
+            self.undo(entry["_id"])
+        return len(stale)
+
     def _advance_current(self, resource_type: str, doc: dict[str, Any]) -> None:
         # DuplicateKeyError: the current document is already at this version or newer; nothing to do.
         with contextlib.suppress(DuplicateKeyError):
@@ -184,7 +255,7 @@ class ResourceRepository:
         latest = self._db[history_collection(resource_type)].find_one(
             {"rid": resource_id}, sort=[("vid", DESCENDING)], max_time_ms=self._max_time_ms)
         if latest is not None:
-            doc = {k: v for k, v in latest.items() if k != "rid"}
+            doc = {k: v for k, v in latest.items() if k not in ("rid", "tx")}
             doc["_id"] = resource_id
             self._advance_current(resource_type, doc)
 

@@ -22,7 +22,7 @@ from .writing import PreparedResource, check_type, commit
 _OPS = {"add", "remove", "replace", "move", "copy", "test"}
 
 
-def _check_patch_document(operations: Any) -> list[dict[str, Any]]:
+def check_patch_document(operations: Any) -> list[dict[str, Any]]:
     if not isinstance(operations, list) or not operations:
         raise bad_request("A JSON Patch body is a non-empty JSON array of operations (RFC 6902).")
     for index, op in enumerate(operations):
@@ -40,7 +40,7 @@ def _check_patch_document(operations: Any) -> list[dict[str, Any]]:
 
 def patch(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, request: RequestInfo) -> Result:
     check_type(resource_type)
-    operations = _check_patch_document(body)
+    operations = check_patch_document(body)
     expected = parse_etag(request.if_match) if request.if_match else None
     if not is_valid_id(resource_id):
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
@@ -50,25 +50,29 @@ def patch(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, req
             raise not_found(f"{resource_type}/{resource_id} does not exist.")
         if current.deleted:
             raise gone(f"{resource_type}/{resource_id} was deleted; a patch cannot apply to it.")
-        assert current.text is not None
-        try:
-            patched = jsonpatch.JsonPatch(operations).apply(loads(current.text))
-        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-            raise FhirError.of(422, "processing", f"The patch cannot be applied to version {current.vid}: "
-                                                  f"{_reason(exc)}.") from None
-        if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
-            raise FhirError.of(422, "processing", "A patch may not change the resourceType.")
-        if patched.get("id") != resource_id:
-            raise FhirError.of(422, "processing", "A patch may not change or remove the id.")
-        try:
-            prepared = PreparedResource(ctx, patched, resource_id)
-        except FhirError as invalid:
-            invalid.status = 422
-            raise
-        return prepared.version(vid, ts, "PATCH")
+        return apply_patch(ctx, current, operations).version(vid, ts, "PATCH")
 
     _, written = commit(ctx, resource_type, resource_id, make, expected)
     return Result(status=200, version=written, message=f"Patched {resource_type}/{resource_id}.")
+
+
+def apply_patch(ctx: FhirContext, current: StoredVersion, operations: list[dict[str, Any]]) -> PreparedResource:
+    """The current version with the operations applied, validated like an update (422 when not valid)."""
+    assert current.text is not None
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(loads(current.text))
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise FhirError.of(422, "processing", f"The patch cannot be applied to version {current.vid}: "
+                                              f"{_reason(exc)}.") from None
+    if not isinstance(patched, dict) or patched.get("resourceType") != current.resource_type:
+        raise FhirError.of(422, "processing", "A patch may not change the resourceType.")
+    if patched.get("id") != current.id:
+        raise FhirError.of(422, "processing", "A patch may not change or remove the id.")
+    try:
+        return PreparedResource(ctx, patched, current.id)
+    except FhirError as invalid:
+        invalid.status = 422
+        raise
 
 
 def _reason(exc: Exception) -> str:

@@ -1,0 +1,390 @@
+"""batch and transaction Bundles at POST [base] (http://hl7.org/fhir/R4/http.html#transaction).
+
+A transaction is all-or-nothing. Everything that can fail is done before the first write: ids are
+resolved (conditional create/update/delete, urn:uuid fullUrls, conditional references such as
+Patient?identifier=...), every resource is validated and every If-Match checked. Transactions are
+serialised with each other; the writes then go through ResourceRepository.write_all, which uses a
+MongoDB transaction on a replica set and a recovery journal on the embedded engine. Entries are
+processed in the FHIR order DELETE, POST, PUT/PATCH, then GET against the new state.
+A batch runs each entry on its own and reports each outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ...store.repository import LockTimeout, StoredVersion, VersionConflict
+from ..bundles import raw_resource
+from ..errors import FhirError, Issue, bad_request, operation_outcome
+from ..json_format import loads
+from ..resource_types import is_supported
+from ..search.query import criteria_key
+from ..validation import is_valid_id
+from ..versioning import etag, next_timestamp, parse_etag
+from . import create, delete, patch, read, search, update
+from .context import FhirContext, RequestInfo, Result
+from .search import matching_filter
+from .writing import PreparedResource, deletion
+
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
+
+
+@dataclass
+class Entry:
+    """One Bundle entry, parsed, with what the transaction decided for it."""
+
+    index: int
+    method: str
+    url: str
+    resource_type: str
+    resource_id: str | None
+    query: list[tuple[str, str]]
+    full_url: str | None
+    resource: dict[str, Any] | None
+    if_match: str | None
+    if_none_exist: str | None
+    target_id: str | None = None
+    noop: StoredVersion | None = None      # conditional create that matched, delete of nothing
+    missing: bool = False                  # delete of a resource that does not exist
+    written: StoredVersion | None = None
+    created: bool = False
+    result: Result | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def process(ctx: FhirContext, body: Any, request: RequestInfo, prefer_return: str) -> Result:
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise bad_request("POST to the base URL takes a Bundle of type batch or transaction.", "resourceType")
+    kind = body.get("type")
+    if kind not in ("batch", "transaction"):
+        raise bad_request(f"Bundle.type must be batch or transaction, got {str(kind)[:30]!r}.", "Bundle.type")
+    raw_entries = body.get("entry", [])
+    if not isinstance(raw_entries, list):
+        raise bad_request("Bundle.entry must be an array.", "Bundle.entry")
+    if len(raw_entries) > ctx.settings.max_bundle_entries:
+        raise FhirError.of(413, "too-long", f"The Bundle has {len(raw_entries)} entries; this server accepts at "
+                                            f"most {ctx.settings.max_bundle_entries} (FHIRSERVER_MAX_BUNDLE_ENTRIES).")
+    if kind == "batch":
+        return _batch(ctx, raw_entries, request, prefer_return)
+    entries = [_parse_entry(raw, i) for i, raw in enumerate(raw_entries)]
+    return _transaction(ctx, entries, request, prefer_return)
+
+
+# -- parsing entries -----------------------------------------------------------------------------------
+def _parse_entry(raw: Any, index: int) -> Entry:
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
+        raise _entry_error(index, bad_request(f"{where} needs a request with method and url.", f"{where}.request"))
+    req = raw["request"]
+    method, url = req.get("method"), req.get("url")
+    if method not in ORDER or not isinstance(url, str) or not url:
+        raise _entry_error(index, bad_request(f"{where}.request needs a method (GET, POST, PUT, PATCH, DELETE) "
+                                              f"and a url.", f"{where}.request"))
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    if path.startswith(("http:", "https:")) or "//" in url:
+        raise _entry_error(index, bad_request(f"{where}.request.url must be relative (e.g. Patient/123).",
+                                              f"{where}.request.url"))
+    segments = path.split("/") if path else []
+    resource_type = segments[0] if segments else ""
+    if method != "GET" and not is_supported(resource_type):
+        raise _entry_error(index, FhirError.of(404, "not-supported", f"{where}: resource type "
+                                                                    f"'{resource_type[:40]}' is not supported."))
+    resource = raw.get("resource")
+    if method == "PATCH" and isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+        resource = _patch_from_binary(resource, index)
+    elif method in ("POST", "PUT") and not (isinstance(resource, dict)
+                                            and resource.get("resourceType") == resource_type):
+        raise _entry_error(index, bad_request(f"{where}.resource must be a {resource_type or 'resource'} for "
+                                              f"{method} {url[:60]}.", f"{where}.resource"))
+    return Entry(index=index, method=method, url=url, resource_type=resource_type,
+                 resource_id=segments[1] if len(segments) > 1 else None,
+                 query=parse_qsl(parts.query, keep_blank_values=True), full_url=raw.get("fullUrl"),
+                 resource=resource, if_match=req.get("ifMatch"), if_none_exist=req.get("ifNoneExist"))
+
+
+def _patch_from_binary(binary: dict[str, Any], index: int) -> Any:
+    if binary.get("contentType") != "application/json-patch+json" or not isinstance(binary.get("data"), str):
+        raise _entry_error(index, FhirError.of(415, "not-supported", "A PATCH entry takes a Binary with contentType "
+                                                                     "application/json-patch+json and base64 data."))
+    try:
+        return loads(base64.b64decode(binary["data"], validate=True))
+    except (ValueError, FhirError):
+        raise _entry_error(index, bad_request("The PATCH entry's Binary data is not base64 JSON Patch.")) from None
+
+
+def _entry_error(index: int, error: FhirError) -> FhirError:
+    prefix = f"Bundle.entry[{index}]"
+    issues = [Issue(i.code, i.diagnostics if i.diagnostics.startswith(prefix) else f"{prefix}: {i.diagnostics}",
+                    i.severity, i.expression or (prefix,)) for i in error.issues]
+    return FhirError(status=error.status, issues=issues, headers=error.headers)
+
+
+# -- batch ------------------------------------------------------------------------------------------------
+def _batch(ctx: FhirContext, raw_entries: list[Any], request: RequestInfo, prefer_return: str) -> Result:
+    responses: list[dict[str, Any] | None] = [None] * len(raw_entries)
+    parsed: list[Entry] = []
+    for i, raw in enumerate(raw_entries):
+        try:
+            parsed.append(_parse_entry(raw, i))
+        except FhirError as error:
+            responses[i] = _error_response(error)
+    for entry in sorted(parsed, key=lambda e: (ORDER[e.method], e.index)):
+        try:
+            result = _single(ctx, entry, request)
+            responses[entry.index] = _response(entry, result, request.base_url, prefer_return)
+        except FhirError as error:
+            responses[entry.index] = _error_response(_entry_error(entry.index, error))
+    return _response_bundle("batch-response", [r for r in responses if r is not None])
+
+
+def _single(ctx: FhirContext, entry: Entry, request: RequestInfo) -> Result:
+    """One batch entry through the same interaction code as a plain HTTP request."""
+    info = RequestInfo(base_url=request.base_url, if_match=entry.if_match, if_none_exist=entry.if_none_exist,
+                       query=tuple(entry.query), lenient=request.lenient)
+    rtype, rid = entry.resource_type, entry.resource_id
+    if entry.method == "GET":
+        return _get(ctx, entry, info)
+    if entry.method == "POST":
+        return create.create(ctx, rtype, entry.resource, info)
+    if entry.method == "PUT":
+        return update.update(ctx, rtype, rid, entry.resource, info) if rid else \
+            update.conditional_update(ctx, rtype, entry.resource, info)
+    if entry.method == "PATCH":
+        if not rid:
+            raise bad_request("Conditional PATCH is not supported; name the resource (Type/id).")
+        return patch.patch(ctx, rtype, rid, entry.resource, info)
+    return delete.delete(ctx, rtype, rid, info) if rid else delete.conditional_delete(ctx, rtype, info)
+
+
+def _get(ctx: FhirContext, entry: Entry, info: RequestInfo) -> Result:
+    segments = urlsplit(entry.url).path.strip("/").split("/")
+    if len(segments) == 1:
+        return search.search(ctx, segments[0], info)
+    if len(segments) == 2:
+        return read.read(ctx, segments[0], segments[1], info)
+    if len(segments) == 4 and segments[2] == "_history":
+        return read.vread(ctx, segments[0], segments[1], segments[3])
+    raise bad_request(f"GET {entry.url[:60]} is not supported inside a Bundle (read, vread or search).")
+
+
+# -- transaction ----------------------------------------------------------------------------------------
+def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, prefer_return: str) -> Result:
+    tx = str(uuid.uuid4())
+    try:
+        with ctx.repository.exclusive("transaction", wait_s=60):
+            ctx.repository.recover(older_than_s=120)  # a crashed worker's half-written transaction
+            writes = sorted((e for e in entries if e.method != "GET"), key=lambda e: (ORDER[e.method], e.index))
+            references = _resolve_targets(ctx, writes)
+            versions = _prepare(ctx, writes, references, tx)
+            try:
+                ctx.repository.write_all(versions, tx)
+            except VersionConflict:
+                raise FhirError.of(409, "conflict", "A resource in the transaction was changed by another "
+                                                    "request during the commit; nothing was written. Retry.") from None
+    except LockTimeout:
+        raise FhirError.of(503, "transient", "Other transactions are running; retry shortly.") from None
+    for entry in entries:
+        if entry.method == "GET":
+            info = RequestInfo(base_url=request.base_url, query=tuple(entry.query))
+            try:
+                entry.result = _get(ctx, entry, info)
+            except FhirError as error:
+                raise _entry_error(entry.index, error) from None
+    responses = [_response(e, e.result or _write_result(e), request.base_url, prefer_return) for e in entries]
+    return _response_bundle("transaction-response", responses)
+
+
+def _resolve_targets(ctx: FhirContext, writes: list[Entry]) -> dict[str, str]:
+    """Decide the id each write applies to; return fullUrl -> "Type/id" for reference rewriting."""
+    references: dict[str, str] = {}
+    conditional_creates: dict[str, str] = {}
+    seen: set[tuple[str, str]] = set()
+    for entry in writes:
+        try:
+            _resolve_one(ctx, entry)
+        except FhirError as error:
+            raise _entry_error(entry.index, error) from None
+        key = (entry.resource_type, entry.target_id or "")
+        if entry.target_id and key in seen:
+            raise _entry_error(entry.index, bad_request(f"{entry.resource_type}/{entry.target_id} appears more "
+                                                        f"than once in the transaction."))
+        seen.add(key)
+        if entry.full_url and entry.target_id:
+            references[entry.full_url] = f"{entry.resource_type}/{entry.target_id}"
+        if entry.method == "POST" and entry.if_none_exist and entry.target_id:
+            pairs = parse_qsl(entry.if_none_exist.split("?", 1)[-1], keep_blank_values=True)
+            conditional_creates[criteria_key(entry.resource_type, pairs)] = entry.target_id
+    references.update({f"conditional:{k}": v for k, v in conditional_creates.items()})
+    return references
+
+
+def _resolve_one(ctx: FhirContext, entry: Entry) -> None:
+    if entry.method == "POST":
+        entry.created = True
+        if entry.if_none_exist:
+            matches = _matches(ctx, entry.resource_type, entry.if_none_exist.split("?", 1)[-1])
+            if len(matches) > 1:
+                raise FhirError.of(412, "multiple-matches", "ifNoneExist matches more than one resource.")
+            if matches:
+                entry.noop, entry.target_id, entry.created = matches[0], matches[0].id, False
+                return
+        entry.target_id = str(uuid.uuid4())
+        return
+    if entry.resource_id:
+        if not is_valid_id(entry.resource_id):
+            raise bad_request(f"'{entry.resource_id[:64]}' is not a valid FHIR id.")
+        entry.target_id = entry.resource_id
+        return
+    if not entry.query:
+        raise bad_request(f"{entry.method} needs Type/id or search criteria in request.url.")
+    matches = _matches(ctx, entry.resource_type, "&".join(f"{k}={v}" for k, v in entry.query))
+    if len(matches) > 1:
+        raise FhirError.of(412, "multiple-matches", "The conditional criteria match more than one resource.")
+    if matches:
+        entry.target_id = matches[0].id
+    elif entry.method == "PUT":
+        body_id = (entry.resource or {}).get("id")
+        entry.target_id = body_id if isinstance(body_id, str) else str(uuid.uuid4())
+    else:  # conditional DELETE of nothing
+        entry.missing = True
+
+
+def _matches(ctx: FhirContext, resource_type: str, criteria: str) -> list[StoredVersion]:
+    query = ctx.parser.parse(resource_type, parse_qsl(criteria, keep_blank_values=True), criteria_only=True)
+    if not query.criteria:
+        raise bad_request("Conditional criteria must contain at least one search parameter.")
+    return ctx.repository.find_current(resource_type, matching_filter(ctx, resource_type, query.criteria), 2)
+
+
+def _rewrite_references(ctx: FhirContext, node: Any, references: dict[str, str], index: int) -> Any:
+    """Replace urn:uuid/fullUrl references and resolve conditional references (Type?criteria)."""
+    if isinstance(node, list):
+        return [_rewrite_references(ctx, item, references, index) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _rewrite_references(ctx, v, references, index) for k, v in node.items()}
+    ref = out.get("reference")
+    if isinstance(ref, str):
+        if ref in references:
+            out["reference"] = references[ref]
+        elif "?" in ref and ref.split("?", 1)[0] and is_supported(ref.split("?", 1)[0]):
+            out["reference"] = _conditional_reference(ctx, ref, references, index)
+        elif ref.startswith("urn:uuid:"):
+            raise _entry_error(index, bad_request(f"Reference {ref[:60]} names no entry of this transaction."))
+    return out
+
+
+def _conditional_reference(ctx: FhirContext, ref: str, references: dict[str, str], index: int) -> str:
+    rtype, criteria = ref.split("?", 1)
+    pairs = parse_qsl(criteria, keep_blank_values=True)
+    created = references.get(f"conditional:{criteria_key(rtype, pairs)}")
+    if created:
+        return f"{rtype}/{created}"
+    try:
+        matches = _matches(ctx, rtype, criteria)
+    except FhirError as error:
+        raise _entry_error(index, error) from None
+    if len(matches) != 1:
+        raise _entry_error(index, FhirError.of(412 if matches else 404, "not-found" if not matches else
+                                               "multiple-matches", f"Conditional reference {ref[:80]} matches "
+                                                                   f"{len(matches)} resources; it must match one."))
+    return f"{rtype}/{matches[0].id}"
+
+
+def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str], tx: str) -> list[StoredVersion]:
+    versions: list[StoredVersion] = []
+    for entry in writes:
+        if entry.noop is not None or entry.missing:
+            continue
+        try:
+            version = _prepare_one(ctx, entry, references, tx)
+        except FhirError as error:
+            raise _entry_error(entry.index, error) from None
+        if version is not None:
+            entry.written = version
+            versions.append(version)
+    return versions
+
+
+def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: str) -> StoredVersion | None:
+    assert entry.target_id is not None
+    current = ctx.repository.read_current(entry.resource_type, entry.target_id)
+    current_vid = current.vid if current else 0
+    if entry.if_match is not None and parse_etag(entry.if_match, "ifMatch") != current_vid:
+        raise FhirError.of(412, "conflict", f"ifMatch names version {parse_etag(entry.if_match, 'ifMatch')} but "
+                                            f"{entry.resource_type}/{entry.target_id} is at version {current_vid}.")
+    vid, ts = current_vid + 1, next_timestamp(current.last_updated if current else None)
+    if entry.method == "DELETE":
+        if current is None or current.deleted:
+            entry.noop = current
+            entry.missing = current is None
+            return None
+        return _marked(deletion(entry.resource_type, entry.target_id, vid, ts), tx)
+    if entry.method == "PATCH":
+        return _marked(_patched(ctx, entry, current, vid, ts), tx)
+    resource = dict(entry.resource or {})
+    if entry.method == "PUT" and entry.resource_id and resource.get("id") != entry.resource_id:
+        raise bad_request(f"The resource id ('{str(resource.get('id'))[:64]}') differs from the url's "
+                          f"('{entry.resource_id}').")
+    resource = _rewrite_references(ctx, resource, references, entry.index)
+    entry.created = current is None or current.deleted
+    prepared = PreparedResource(ctx, resource, entry.target_id)
+    return _marked(prepared.version(vid, ts, entry.method), tx)
+
+
+def _patched(ctx: FhirContext, entry: Entry, current: StoredVersion | None, vid: int, ts: str) -> StoredVersion:
+    if current is None or current.deleted or current.text is None:
+        raise FhirError.of(404 if current is None else 410, "not-found", f"{entry.resource_type}/{entry.target_id} "
+                                                                         f"does not exist or was deleted.")
+    operations = patch.check_patch_document(entry.resource)
+    return patch.apply_patch(ctx, current, operations).version(vid, ts, "PATCH")
+
+
+def _marked(version: StoredVersion, tx: str) -> StoredVersion:
+    return StoredVersion(**{**version.__dict__, "tx": tx})
+
+
+def _write_result(entry: Entry) -> Result:
+    if entry.written is not None:
+        status = 201 if entry.created else (204 if entry.written.deleted else 200)
+        return Result(status=status, version=entry.written, location="history" if entry.created else None)
+    if entry.noop is not None and entry.method == "POST":
+        return Result(status=200, version=entry.noop)
+    return Result(status=204, version=entry.noop)
+
+
+# -- responses --------------------------------------------------------------------------------------------
+def _response(entry: Entry, result: Result, base_url: str, prefer_return: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"status": STATUS_TEXT.get(result.status, str(result.status))}
+    out: dict[str, Any] = {}
+    version = result.version
+    if version is not None:
+        response["etag"] = etag(version.vid)
+        response["lastModified"] = version.last_updated
+        if result.status == 201:
+            response["location"] = f"{version.resource_type}/{version.id}/_history/{version.vid}"
+        out["fullUrl"] = f"{base_url}/{version.resource_type}/{version.id}"
+    if result.body is not None:
+        out["resource"] = result.body
+    elif (version is not None and version.text is not None and entry.method != "DELETE"
+          and (entry.method == "GET" or prefer_return == "representation")):
+        out["resource"] = raw_resource(version)
+    out["response"] = response
+    return out
+
+
+def _error_response(error: FhirError) -> dict[str, Any]:
+    return {"response": {"status": str(error.status), "outcome": operation_outcome(error.issues)}}
+
+
+def _response_bundle(kind: str, entries: list[dict[str, Any]]) -> Result:
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": kind}
+    if entries:
+        bundle["entry"] = entries
+    return Result(status=200, body=bundle)
