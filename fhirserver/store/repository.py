@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
 from .errors import StoreUnavailable
 from .indexes import JOURNAL, LOCKS, history_collection
@@ -204,19 +204,35 @@ class ResourceRepository:
         journal.delete_one({"_id": tx})
 
     def _write_each(self, versions: list[StoredVersion], session: Any) -> None:
+        """Claims in one ordered insert per type, then the current documents in one bulk write per type."""
+        by_type: dict[str, list[StoredVersion]] = {}
         for version in versions:
+            by_type.setdefault(version.resource_type, []).append(version)
+        for resource_type, group in by_type.items():
             try:
-                self._db[history_collection(version.resource_type)].insert_one(version.history_doc(), session=session)
-            except DuplicateKeyError:
+                self._db[history_collection(resource_type)].insert_many(
+                    [v.history_doc() for v in group], ordered=True, session=session)
+            except (BulkWriteError, DuplicateKeyError):
                 if session is not None:
+                    raise DuplicateKeyError("claim lost in a transaction") from None
+                raise VersionConflict(f"a version of a {resource_type} was claimed concurrently") from None
+        for resource_type, group in by_type.items():
+            operations = [ReplaceOne({"_id": v.id, "vid": {"$lt": v.vid}}, v.current_doc(), upsert=True)
+                          for v in group]
+            try:
+                self._db[resource_type].bulk_write(operations, ordered=False, session=session)
+            except BulkWriteError as exc:
+                # Duplicate keys mean the current document is already newer: nothing to do there.
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
-                raise VersionConflict(f"{version.resource_type}/{version.id} version {version.vid}") from None
-            doc = version.current_doc()
-            if session is None:
-                self._advance_current(version.resource_type, doc)
-            else:
-                self._db[version.resource_type].replace_one(
-                    {"_id": doc["_id"], "vid": {"$lt": doc["vid"]}}, doc, upsert=True, session=session)
+
+    def read_current_many(self, resource_type: str, ids: list[str]) -> dict[str, StoredVersion]:
+        """Current versions of several resources in one query (for transactions)."""
+        if not ids:
+            return {}
+        cursor = self._db[resource_type].find({"_id": {"$in": ids}}, projection={"sp": False, "so": False},
+                                              max_time_ms=self._max_time_ms)
+        return {d["_id"]: StoredVersion.from_doc(resource_type, d) for d in cursor}
 
     def undo(self, tx: str) -> None:
         """Take back every version a journaled transaction claimed, newest first, then forget it.

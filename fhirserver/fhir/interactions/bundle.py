@@ -299,11 +299,17 @@ def _conditional_reference(ctx: FhirContext, ref: str, references: dict[str, str
 
 def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str], tx: str) -> list[StoredVersion]:
     versions: list[StoredVersion] = []
+    wanted: dict[str, list[str]] = {}
+    for entry in writes:  # a POST with a fresh server id has no current version: no need to read it
+        if entry.target_id and not (entry.method == "POST" and entry.created):
+            wanted.setdefault(entry.resource_type, []).append(entry.target_id)
+    currents = {(rtype, rid): version for rtype, ids in wanted.items()
+                for rid, version in ctx.repository.read_current_many(rtype, ids).items()}
     for entry in writes:
         if entry.noop is not None or entry.missing:
             continue
         try:
-            version = _prepare_one(ctx, entry, references, tx)
+            version = _prepare_one(ctx, entry, references, tx, currents.get((entry.resource_type, entry.target_id)))
         except FhirError as error:
             raise _entry_error(entry.index, error) from None
         if version is not None:
@@ -312,9 +318,9 @@ def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str], 
     return versions
 
 
-def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: str) -> StoredVersion | None:
+def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: str,
+                 current: StoredVersion | None) -> StoredVersion | None:
     assert entry.target_id is not None
-    current = ctx.repository.read_current(entry.resource_type, entry.target_id)
     current_vid = current.vid if current else 0
     if entry.if_match is not None and parse_etag(entry.if_match, "ifMatch") != current_vid:
         raise FhirError.of(412, "conflict", f"ifMatch names version {parse_etag(entry.if_match, 'ifMatch')} but "

@@ -51,6 +51,75 @@ def expression_for(expression: str, resource_type: str) -> str:
     return re.sub(r"(^|[(| ])Resource\.", lambda m: f"{m.group(1)}{resource_type}.", chosen)
 
 
+_SEGMENT = re.compile(r"^([a-z][A-Za-z0-9]*)(?:#([A-Za-z]+))?$")
+_OF_TYPE = re.compile(r"\.ofType\(([A-Za-z]+)\)")
+
+
+def choice_elements(schema_path: Path) -> frozenset[str]:
+    """Names of choice elements (value[x], effective[x]...) in the types we serve, their backbone
+    elements and the data types, read from the official JSON schema: a property base+Type exists
+    while base itself does not. Conservative: a false positive only sends a path to fhirpathpy."""
+    definitions = json.loads(schema_path.read_text(encoding="utf-8"))["definitions"]
+    type_names = {name[0].upper() + name[1:] for name in definitions}
+    resources = {n for n, d in definitions.items() if isinstance(d, dict) and "resourceType" in d.get("properties", {})}
+    choices: set[str] = set()
+    for name, definition in definitions.items():
+        owner = name.split("_")[0]
+        if owner in resources and owner not in SUPPORTED_TYPES:
+            continue
+        properties = definition.get("properties", {}) if isinstance(definition, dict) else {}
+        for prop in properties:
+            for cut in range(1, len(prop)):
+                if prop[cut].isupper() and prop[cut:] in type_names and prop[:cut] not in properties:
+                    choices.add(prop[:cut])
+    return frozenset(choices)
+
+
+def compile_path(expression: str, resource_type: str | None,
+                 choices: frozenset[str] = frozenset()) -> Callable[[Any], list[Any]] | None:
+    """A direct evaluator for plain paths such as `Observation.code | Observation.value.ofType(Quantity)`,
+    about 20x faster than the general engine; None for anything else (where(), exists(), ...), which
+    fhirpathpy then evaluates. tests/test_search_parameters.py proves both agree on the R4 examples."""
+    branches = []
+    for branch in expression.split(" | "):
+        parts = _OF_TYPE.sub(r"#\1", branch.strip()).split(".")  # value.ofType(Quantity) -> value#Quantity
+        if resource_type is not None:
+            if not parts or parts[0] != resource_type:
+                return None
+            parts = parts[1:]
+        steps = []
+        for part in parts:
+            match = _SEGMENT.match(part)
+            if match is None or (match.group(2) is None and match.group(1) in choices):
+                return None  # a choice element named without its type: leave it to fhirpathpy
+            steps.append((match.group(1), match.group(2)))
+        if not steps:
+            return None
+        branches.append(steps)
+
+    def evaluate(resource: Any) -> list[Any]:
+        out: list[Any] = []
+        for steps in branches:
+            nodes = [resource]
+            for name, type_name in steps:
+                nodes = [value for node in nodes for value in _children(node, name, type_name)]
+            if len(branches) == 1:
+                return nodes
+            out.extend(n for n in nodes if n not in out)  # `|` is a union: duplicates are removed
+        return out
+
+    return evaluate
+
+
+def _children(node: Any, name: str, type_name: str | None) -> list[Any]:
+    if not isinstance(node, dict):
+        return []
+    value = node.get(name + type_name[0].upper() + type_name[1:] if type_name else name)
+    if isinstance(value, list):
+        return [v for v in value if v is not None]
+    return [] if value is None else [value]
+
+
 @dataclass(frozen=True)
 class SearchParameter:
     """One parameter as it applies to one resource type."""
@@ -72,6 +141,7 @@ class SearchParameterRegistry:
     def __init__(self, profiles_dir: Path, indexable_types: frozenset[str]) -> None:
         self._by_type: dict[str, dict[str, SearchParameter]] = {t: {} for t in SUPPORTED_TYPES}
         model = fhirpath_models["r4"]
+        self._choices = choice_elements(profiles_dir / "fhir.schema.v4.json")
         definitions = self._definitions(profiles_dir)
         by_url = {d.get("url"): d for d in definitions}
         for definition in definitions:
@@ -89,8 +159,7 @@ class SearchParameterRegistry:
                     continue
                 self._by_type[rtype][definition["code"]] = parameter
 
-    @staticmethod
-    def _build(definition: dict[str, Any], rtype: str, model: Any,
+    def _build(self, definition: dict[str, Any], rtype: str, model: Any,
                by_url: dict[Any, dict[str, Any]]) -> SearchParameter:
         expression = rewrite_expression(expression_for(definition["expression"], rtype))
         components = []
@@ -101,10 +170,12 @@ class SearchParameterRegistry:
             sub_expression = rewrite_component(component["expression"])
             components.append(SearchParameter(
                 code=target["code"], type=target["type"], resource_type=rtype, expression=sub_expression,
-                url=target["url"], evaluate=compile_fhirpath(sub_expression, model)))
+                url=target["url"],
+                evaluate=compile_path(sub_expression, None, self._choices) or compile_fhirpath(sub_expression, model)))
         return SearchParameter(
             code=definition["code"], type=definition["type"], resource_type=rtype, expression=expression,
-            url=definition.get("url", ""), evaluate=compile_fhirpath(expression, model),
+            url=definition.get("url", ""),
+            evaluate=compile_path(expression, rtype, self._choices) or compile_fhirpath(expression, model),
             targets=tuple(definition.get("target", [])), modifiers=tuple(definition.get("modifier", [])),
             components=tuple(components))
 
