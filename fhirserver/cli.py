@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -63,6 +65,19 @@ def _serve(args: argparse.Namespace) -> int:
             engine.stop()
 
 
+def _load(args: argparse.Namespace) -> int:
+    from .loader import LoadError, load
+
+    url = args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir"
+    try:
+        count = load(url, args.files, batch_size=max(1, args.batch_size))
+    except LoadError as exc:
+        log.error("load failed: %s", exc)
+        return 1
+    log.info("loaded %d resources into %s", count, url)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fhirserver", description="FHIR R4 server for mutual recognition "
                                                                     "of test and imaging results.")
@@ -76,11 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                                           "env FHIRSERVER_DATA_DIR)")
     serve.add_argument("--workers", type=int, help="worker processes (default 2, env FHIRSERVER_WORKERS)")
     serve.add_argument("--threads", type=int, help="threads per worker (default 8, env FHIRSERVER_THREADS)")
+    load = sub.add_parser("load", help="load Bundle, resource and NDJSON files into a running server")
+    load.add_argument("files", nargs="+", type=Path, help="*.json (Bundle or resource) and *.ndjson files")
+    load.add_argument("--url", default=None, help="FHIR base URL (default http://127.0.0.1:8080/fhir, "
+                                                  "env FHIRSERVER_BASE_URL)")
+    load.add_argument("--batch-size", type=int, default=500, help="entries per transaction (default 500)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "load":
+            return _load(args)
     except SettingsError as exc:
         log.error("configuration error: %s", exc)
         return 2
