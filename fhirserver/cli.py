@@ -29,8 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
         if not uri:
             engine = EmbeddedEngine(settings.data_dir)
             uri = engine.start()
-        # Create collections and indexes once, before workers fork (they would race each other).
-        build_context(settings, uri)
+        # Create collections and indexes once, before workers fork (they would race each other), and
+        # undo any transaction a crashed process left half-written (docs/decisions/0003).
+        recovered = build_context(settings, uri).repository.recover()
+        if recovered:
+            log.warning("undid %d transaction(s) left half-written by an earlier process", recovered)
 
         class FhirApplication(BaseApplication):  # type: ignore[misc]
             def load_config(self) -> None:
