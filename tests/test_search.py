@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import synthetic
-from conftest import FHIR_JSON, unique
+from conftest import FHIR_JSON, observation, post, unique
 
 CST = timezone(timedelta(hours=8))
 
@@ -310,3 +310,28 @@ def test_hostile_queries_over_http_are_400_never_5xx(http, base):
         response = http.get(f"{base}/Observation?{query}")
         assert response.status_code == 400, (query, response.status_code, response.text)
         assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_identifier_modifiers_uri_and_last_updated(http, base):
+    tag = unique("mods")
+    meta = {"tag": [{"system": "urn:test", "code": tag}], "profile": [f"http://fhir.example.cn/{tag}/lab"]}
+    mr = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
+    nid = unique("nid")
+    with_identifier = post(http, base, observation(None, meta=meta, subject={
+        "identifier": {"system": synthetic.ID_SYSTEM, "value": nid}})).json()
+    post(http, base, observation(None, meta={"tag": meta["tag"]}))
+    patient = post(http, base, {"resourceType": "Patient", "meta": meta, "identifier": [
+        {"type": mr, "system": "urn:hospital:a", "value": f"{tag}-mrn"}, {"system": synthetic.ID_SYSTEM, "value": nid}]}
+    ).json()
+
+    def ids(rtype: str, query: str) -> list[str]:
+        return search_ids(http, base, rtype, query, tag)
+
+    assert ids("Observation", f"subject:identifier={synthetic.ID_SYSTEM}|{nid}") == [with_identifier["id"]]
+    assert ids("Patient", f"identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|{tag}-mrn") == \
+        [patient["id"]]
+    assert ids("Patient", f"identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|{nid}") == []
+    assert sorted(ids("Observation", f"_profile=http://fhir.example.cn/{tag}/lab")) == [with_identifier["id"]]
+    stamp = with_identifier["meta"]["lastUpdated"]
+    assert with_identifier["id"] in ids("Observation", f"_lastUpdated=ge{stamp[:19]}Z")
+    assert ids("Observation", "_lastUpdated=lt2000-01-01") == []

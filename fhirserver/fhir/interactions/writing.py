@@ -63,12 +63,14 @@ class PreparedResource:
         self.resource = candidate
         self.id = resource_id
         self.index = ctx.indexer.index(candidate)
+        self._indexer = ctx.indexer
 
     def version(self, vid: int, last_updated: str, method: str) -> StoredVersion:
         final = stamp(self.resource, self.id, vid, last_updated)
+        stamped = self._indexer.index(final, only_server_assigned=True)  # _lastUpdated of this version
         return StoredVersion(resource_type=final["resourceType"], id=self.id, vid=vid, last_updated=last_updated,
                              deleted=False, method=method, text=dumps(final).decode("utf-8"),
-                             sp=self.index["sp"], so=self.index["so"])
+                             sp={**self.index["sp"], **stamped["sp"]}, so={**self.index["so"], **stamped["so"]})
 
 
 def deletion(resource_type: str, resource_id: str, vid: int, last_updated: str) -> StoredVersion:

@@ -159,12 +159,16 @@ class ResourceIndexer:
         self._zone = zone
         self._base_url = base_url
 
-    def index(self, resource: dict[str, Any]) -> dict[str, Any]:
-        """All index fields of a resource: {"sp": {...}, "so": {...}}."""
+    def index(self, resource: dict[str, Any], only_server_assigned: bool = False) -> dict[str, Any]:
+        """All index fields of a resource: {"sp": {...}, "so": {...}}. With `only_server_assigned`, just
+        the parameters over meta.versionId/meta.lastUpdated (e.g. _lastUpdated), which change with
+        every version while the rest of the index is computed once per write."""
         sp: dict[str, list[Any]] = {}
         so: dict[str, Any] = {}
         for code, parameter in self._registry.for_type(resource["resourceType"]).items():
             if code == "_id":
+                continue
+            if only_server_assigned and not _reads_server_meta(parameter):
                 continue
             fields = self.parameter_fields(parameter, resource)
             name = field_name(code)
@@ -251,6 +255,10 @@ class ResourceIndexer:
         if kind == "composite":
             return ""
         return min(str(v) for v in values)
+
+
+def _reads_server_meta(parameter: SearchParameter) -> bool:
+    return "meta.lastUpdated" in parameter.expression or "meta.versionId" in parameter.expression
 
 
 def database_indexed_parameters(registry: SearchParameterRegistry) -> dict[str, list[str]]:
