@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .api import rest
+from .api import operations, rest
 from .api.responses import render_error, render_unexpected
 from .config import Settings
 from .fhir.errors import FhirError
 from .fhir.interactions.context import FhirContext
+from .fhir.profiles import ProfileValidator
 from .fhir.resource_types import SUPPORTED_TYPES
 from .fhir.search.compartments import Compartments
 from .fhir.search.elements import ElementFilter
@@ -24,6 +27,9 @@ from .fhir.validation import ResourceValidator
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.repository import ResourceRepository
+from .terminology.artifacts import load_folder
+from .terminology.enrich import ItemCoder
+from .terminology.service import TerminologyService
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,12 @@ log = logging.getLogger(__name__)
 def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
     """Connect, create collections/indexes, load definitions: everything an interaction needs."""
     connection = connect(mongodb_uri, settings.mongodb_db, settings.store_timeout_ms)
-    registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES)
+    registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES, settings.canonical_base)
+    terminology = TerminologyService(load_folder(settings.terminology_dir, settings.canonical_base))
+    profile_resources = load_folder(settings.profiles_dir, settings.canonical_base)
+    conformance: dict[str, list[dict[str, Any]]] = {}
+    for resource in [*terminology.resources, *profile_resources]:
+        conformance.setdefault(resource["resourceType"], []).append(resource)
     ensure_schema(connection.db, SUPPORTED_TYPES, database_indexed_parameters(registry))
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
     zone = parse_zone(settings.timezone)
@@ -40,7 +51,23 @@ def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
         repository=ResourceRepository(connection.db, settings.store_timeout_ms, connection.replica_set),
         validator=validator, registry=registry, indexer=ResourceIndexer(registry, zone, settings.base_url),
         parser=QueryParser(registry), planner=Planner(zone, settings.base_url),
-        elements=ElementFilter(settings.profiles_dir), compartments=Compartments(settings.profiles_dir))
+        elements=ElementFilter(settings.profiles_dir), compartments=Compartments(settings.profiles_dir),
+        terminology=terminology, conformance=conformance,
+        profiles=ProfileValidator([r for r in profile_resources if r["resourceType"] == "StructureDefinition"],
+                                  binding_check(terminology)),
+        item_coder=ItemCoder(terminology, settings.canonical_base))
+
+
+def binding_check(terminology: TerminologyService) -> Callable[[str, str | None, str], bool]:
+    """A required binding holds when the code is in the ValueSet; an unknown ValueSet never holds."""
+
+    def check(value_set: str, system: str | None, code: str) -> bool:
+        try:
+            return terminology.validate_in_value_set(value_set, system, code, None)[0]
+        except FhirError:
+            return False
+
+    return check
 
 
 def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
@@ -54,6 +81,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app.url_map.converters["rtype"] = rest.ResourceTypeConverter
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.register_blueprint(operations.blueprint(ctx), url_prefix="/fhir")
     app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")
     _register_error_handlers(app, settings)
     return app

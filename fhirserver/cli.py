@@ -18,8 +18,11 @@ log = logging.getLogger("fhirserver")
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
+    from .api import http_errors
     from .app import build_context, create_app
     from .store.embedded import EmbeddedEngine, EmbeddedEngineError
+
+    http_errors.install()
 
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
                                  threads=args.threads)

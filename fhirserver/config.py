@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The canonical base written in the shipped artifacts (terminology/, profiles/); replaced at load time by
+# FHIRSERVER_CANONICAL_BASE so a region can publish them under its own URL.
+DEFAULT_CANONICAL = "http://hr.example.org/fhir"
 
 
 class SettingsError(ValueError):
@@ -48,6 +51,8 @@ class Settings:
     log_level: str = "INFO"
     timezone: str = "+08:00"
     max_bundle_entries: int = 10_000
+    canonical_base: str = DEFAULT_CANONICAL
+    enforce_profiles: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -69,6 +74,9 @@ class Settings:
             log_level=env.get("FHIRSERVER_LOG_LEVEL", cls.log_level).upper(),
             timezone=env.get("FHIRSERVER_TIMEZONE") or cls.timezone,
             max_bundle_entries=_int(env, "FHIRSERVER_MAX_BUNDLE_ENTRIES", cls.max_bundle_entries, 1000),
+            canonical_base=(env.get("FHIRSERVER_CANONICAL_BASE") or DEFAULT_CANONICAL).rstrip("/"),
+            enforce_profiles=tuple(p.strip() for p in (env.get("FHIRSERVER_ENFORCE_PROFILES") or "").split(",")
+                                   if p.strip()),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in clean:

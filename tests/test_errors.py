@@ -138,3 +138,22 @@ def test_search_rejects_unknown_parameters_and_operator_values(http, base):
     assert injected.status_code == 200 and "entry" not in injected.json()
     assert http.get(f"{base}/Observation", params={"_id": "$where"}).status_code == 400
     assert http.get(f"{base}/Observation", params={"identifier": "x" * 600}).status_code == 400
+
+
+def test_raw_utf8_in_the_url_gets_an_operation_outcome_not_gunicorns_html(base):
+    """The HTTP parser refuses it before Flask runs; the answer must still be FHIR."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(f"GET {parts.path}/Observation?code:text=血常规 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"application/fhir+json" in head
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "percent-encoded" in outcome["issue"][0]["diagnostics"]

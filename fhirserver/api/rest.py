@@ -18,6 +18,7 @@ from ..fhir.interactions import bundle, create, delete, history, patch, read, se
 from ..fhir.interactions.context import FhirContext, RequestInfo, Result
 from ..fhir.json_format import loads
 from .negotiation import check_body_type, response_media_type
+from .operations import capability_operations
 from .responses import prefer_handling, prefer_return, render, render_error
 
 _MUTATING = {"create", "update", "patch", "conditional-update"}
@@ -85,7 +86,8 @@ def _body(patch_body: bool = False) -> Any:
 def blueprint(ctx: FhirContext) -> Blueprint:
     bp = Blueprint("fhir", __name__)
     handlers: dict[str, Callable[..., Any]] = {
-        "capabilities": lambda: Result(status=200, body=capability_statement(ctx, _interactions(), _base_url(ctx))),
+        "capabilities": lambda: Result(status=200, body=capability_statement(ctx, _interactions(), _base_url(ctx),
+                                                                             capability_operations)),
         "transaction": lambda: bundle.process(ctx, _body(), _info(ctx), prefer_return(request)),
         "create": lambda rtype: create.create(ctx, rtype, _body(), _info(ctx)),
         "search-type": lambda rtype: search.search(ctx, rtype, _info(ctx, _search_params())),

@@ -7,6 +7,7 @@ http://hl7.org/fhir/R4/capabilitystatement.html
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -34,7 +35,8 @@ def _documentation(kind: str) -> str:
     return f"{_FORMS.get(kind, '')}. Modifiers: {modifiers}." if modifiers else _FORMS.get(kind, "")
 
 
-def capability_statement(ctx: FhirContext, registered: set[str], base_url: str) -> dict[str, Any]:
+def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
+                         operations: Callable[[str], list[dict[str, str]]] | None = None) -> dict[str, Any]:
     resources = []
     for rtype in SUPPORTED_TYPES:
         parameters = ctx.registry.for_type(rtype)
@@ -60,7 +62,17 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str) 
             params += [{"name": code, "definition": p.url, "type": p.type, "documentation": _documentation(p.type)}
                        for code, p in sorted(parameters.items()) if code != "_id"]
             entry["searchParam"] = params
+        if operations is not None and operations(rtype):
+            entry["operation"] = operations(rtype)
         resources.append(entry)
+    for rtype in ("CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition", "SearchParameter",
+                  "CompartmentDefinition"):
+        served: dict[str, Any] = {"type": rtype, "interaction": [{"code": "read"}, {"code": "search-type"}],
+                                  "searchParam": [{"name": n, "type": "token" if n in ("status", "_id") else "string"}
+                                                  for n in ("url", "name", "version", "status", "_id", "title")]}
+        if operations is not None and operations(rtype):
+            served["operation"] = operations(rtype)
+        resources.append(served)
     rest: dict[str, Any] = {"mode": "server", "resource": resources}
     if "transaction" in registered:
         rest["interaction"] = [{"code": "transaction"}, {"code": "batch"}]

@@ -7,6 +7,9 @@ from typing import Any
 
 from ...config import Settings
 from ...store.repository import ResourceRepository, StoredVersion
+from ...terminology.enrich import ItemCoder
+from ...terminology.service import TerminologyService
+from ..profiles import ProfileValidator
 from ..search.compartments import Compartments
 from ..search.elements import ElementFilter
 from ..search.indexer import ResourceIndexer
@@ -27,6 +30,10 @@ class FhirContext:
     planner: Planner
     elements: ElementFilter
     compartments: Compartments
+    terminology: TerminologyService
+    profiles: ProfileValidator
+    conformance: dict[str, list[dict[str, Any]]]  # served read-only: type -> resources from the files
+    item_coder: ItemCoder
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,18 @@ def check_body(body: Any, resource_type: str) -> dict[str, Any]:
     return body
 
 
+def check_profiles(ctx: FhirContext, resource: dict[str, Any]) -> None:
+    """422 when the resource fails a profile it claims in meta.profile (ours), or one the server enforces
+    for its type (FHIRSERVER_ENFORCE_PROFILES). Profiles we do not know are not checked."""
+    claimed = [p for p in (resource.get("meta") or {}).get("profile", []) if isinstance(p, str)]
+    enforced = [ctx.profiles.resolve(p) for p in ctx.settings.enforce_profiles]
+    urls = {u for u in (ctx.profiles.resolve(p) for p in claimed) if u}
+    urls |= {u for u in enforced if u and u in ctx.profiles.profiles_for(resource["resourceType"])}
+    issues = [issue for url in sorted(urls) for issue in ctx.profiles.validate(resource, url)]
+    if issues:
+        raise FhirError(status=422, issues=issues)
+
+
 def stamp(resource: dict[str, Any], resource_id: str, vid: int, last_updated: str) -> dict[str, Any]:
     """Server-assigned identity: id, meta.versionId, meta.lastUpdated (client values are replaced)."""
     meta = dict(resource.get("meta") or {})
@@ -58,8 +70,9 @@ class PreparedResource:
     """A validated, indexed resource waiting for its version number."""
 
     def __init__(self, ctx: FhirContext, resource: dict[str, Any], resource_id: str) -> None:
-        candidate = stamp(resource, resource_id, 1, PLACEHOLDER_INSTANT)
+        candidate = stamp(ctx.item_coder(resource), resource_id, 1, PLACEHOLDER_INSTANT)
         ctx.validator.validate(candidate)
+        check_profiles(ctx, candidate)
         self.resource = candidate
         self.id = resource_id
         self.index = ctx.indexer.index(candidate)

@@ -21,6 +21,7 @@ from typing import Any
 from fhirpathpy import compile as compile_fhirpath
 from fhirpathpy.models import models as fhirpath_models
 
+from ...config import DEFAULT_CANONICAL
 from ..resource_types import SUPPORTED_TYPES
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ class SearchParameter:
 class SearchParameterRegistry:
     """Definitions by (resource type, code). Only parameter types with an indexer are registered."""
 
-    def __init__(self, profiles_dir: Path, indexable_types: frozenset[str]) -> None:
+    def __init__(self, profiles_dir: Path, indexable_types: frozenset[str], canonical: str | None = None) -> None:
+        self._canonical = canonical
         self._by_type: dict[str, dict[str, SearchParameter]] = {t: {} for t in SUPPORTED_TYPES}
         model = fhirpath_models["r4"]
         self._choices = choice_elements(profiles_dir / "fhir.schema.v4.json")
@@ -179,17 +181,11 @@ class SearchParameterRegistry:
             targets=tuple(definition.get("target", [])), modifiers=tuple(definition.get("modifier", [])),
             components=tuple(components))
 
-    @staticmethod
-    def _definitions(profiles_dir: Path) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for path in sorted(profiles_dir.glob("*.json")):
-            if path.name == "fhir.schema.v4.json":
-                continue
-            data = json.loads(path.read_text(encoding="utf-8"))
-            candidates = [e.get("resource", {}) for e in data.get("entry", [])] if data.get(
-                "resourceType") == "Bundle" else [data]
-            found.extend(r for r in candidates if r.get("resourceType") == "SearchParameter")
-        return found
+    def _definitions(self, profiles_dir: Path) -> list[dict[str, Any]]:
+        from ...terminology.artifacts import load_folder
+
+        resources = load_folder(profiles_dir, self._canonical or DEFAULT_CANONICAL)
+        return [r for r in resources if r.get("resourceType") == "SearchParameter"]
 
     def for_type(self, resource_type: str) -> dict[str, SearchParameter]:
         return self._by_type.get(resource_type, {})

@@ -1,0 +1,164 @@
+"""Operations and the read-only conformance resources (CodeSystem, ValueSet, ConceptMap, StructureDefinition,
+SearchParameter, CompartmentDefinition) served from the files in terminology/ and profiles/.
+
+OPERATIONS is the one registry of operations: routes and the CapabilityStatement both come from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from ..fhir.errors import FhirError, Issue, bad_request, information, not_found, operation_outcome
+from ..fhir.interactions.context import FhirContext, Result
+from ..fhir.interactions.writing import check_type
+from ..fhir.json_format import loads
+from ..fhir.operation_params import OperationInput, Param, parse
+from ..fhir.resource_types import SUPPORTED_TYPES
+from ..terminology import operations as terminology
+from .negotiation import check_body_type, response_media_type
+from .responses import render, render_error
+
+CONFORMANCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition", "SearchParameter",
+                     "CompartmentDefinition")
+SEARCHABLE = ("url", "name", "version", "status", "_id", "title")
+HL7 = "http://hl7.org/fhir/OperationDefinition"
+Handler = Callable[[FhirContext, OperationInput, dict[str, Any] | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    resource_types: tuple[str, ...]
+    instance: bool
+    definition: str
+    parameters: list[Param]
+    handler: Handler
+    post_only: bool = False
+
+
+def _tx(fn: Callable[..., dict[str, Any]]) -> Handler:
+    return lambda ctx, inputs, instance: fn(ctx.terminology, inputs, instance)
+
+
+def _validate(ctx: FhirContext, inputs: OperationInput, instance: dict[str, Any] | None) -> dict[str, Any]:
+    """$validate: the resource (given or stored) against the FHIR rules and a profile; issues, not errors."""
+    resource = inputs.get("resource") or instance
+    if not isinstance(resource, dict) or not resource.get("resourceType"):
+        raise bad_request("$validate needs a resource (POST it, or call it on [type]/[id]).", "resource")
+    issues: list[Issue] = []
+    try:
+        ctx.validator.validate(dict(resource))
+    except FhirError as error:
+        issues += error.issues
+    profile = inputs.get("profile")
+    if profile is not None:
+        url = ctx.profiles.resolve(profile)
+        if url is None:
+            raise FhirError.of(400, "not-supported", f"Profile {profile[:120]} is not known to this server.", "profile")
+        issues += ctx.profiles.validate(resource, url)
+    else:
+        for claimed in (resource.get("meta") or {}).get("profile", []):
+            url = ctx.profiles.resolve(claimed)
+            if url:
+                issues += ctx.profiles.validate(resource, url)
+    return operation_outcome(issues) if issues else information("The resource is valid.")
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("lookup", ("CodeSystem",), True, f"{HL7}/CodeSystem-lookup", terminology.LOOKUP, _tx(terminology.lookup)),
+    Operation("validate-code", ("CodeSystem",), True, f"{HL7}/CodeSystem-validate-code", terminology.CS_VALIDATE,
+              _tx(terminology.cs_validate_code)),
+    Operation("subsumes", ("CodeSystem",), True, f"{HL7}/CodeSystem-subsumes", terminology.SUBSUMES,
+              _tx(terminology.subsumes)),
+    Operation("expand", ("ValueSet",), True, f"{HL7}/ValueSet-expand", terminology.EXPAND, _tx(terminology.expand)),
+    Operation("validate-code", ("ValueSet",), True, f"{HL7}/ValueSet-validate-code", terminology.VS_VALIDATE,
+              _tx(terminology.vs_validate_code)),
+    Operation("translate", ("ConceptMap",), True, f"{HL7}/ConceptMap-translate", terminology.TRANSLATE,
+              _tx(terminology.translate)),
+    Operation("validate", SUPPORTED_TYPES, True, f"{HL7}/Resource-validate",
+              [Param("resource", "resource"), Param("profile"), Param("mode")], _validate),
+)
+
+
+def _conformance(ctx: FhirContext, resource_type: str, resource_id: str) -> dict[str, Any]:
+    for resource in ctx.conformance.get(resource_type, []):
+        if resource["id"] == resource_id:
+            return resource
+    raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
+
+
+def _search_conformance(ctx: FhirContext, resource_type: str, base_url: str) -> dict[str, Any]:
+    criteria = list(request.args.items(multi=True))
+    unknown = [k for k, _ in criteria if k not in SEARCHABLE and k not in ("_format", "_pretty", "_count")]
+    if unknown:
+        raise FhirError(400, [Issue("not-supported", f"{resource_type} can be searched by {', '.join(SEARCHABLE)}; "
+                                                     f"'{k}' is not supported.", expression=(k,)) for k in unknown])
+    found = [r for r in ctx.conformance.get(resource_type, []) if all(
+        str(r.get("id" if k == "_id" else k, "")) in v.split(",") for k, v in criteria if k in SEARCHABLE)]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(found),
+                              "link": [{"relation": "self", "url": request.url}]}
+    if found:
+        bundle["entry"] = [{"fullUrl": f"{base_url}/{resource_type}/{r['id']}", "resource": r,
+                            "search": {"mode": "match"}} for r in found]
+    return bundle
+
+
+def blueprint(ctx: FhirContext) -> Blueprint:
+    bp = Blueprint("operations", __name__)
+
+    def base_url() -> str:
+        return ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir"
+
+    def respond(produce: Callable[[], dict[str, Any]]) -> Response:
+        try:
+            response_media_type(request)
+            return render(Result(status=200, body=produce()), request, base_url())
+        except FhirError as error:
+            return render_error(error, request)
+
+    for resource_type in CONFORMANCE_TYPES:
+        bp.add_url_rule(f"/{resource_type}", f"search_{resource_type}", methods=["GET"],
+                        view_func=lambda rt=resource_type: respond(lambda: _search_conformance(ctx, rt, base_url())))
+        bp.add_url_rule(f"/{resource_type}/<rid>", f"read_{resource_type}", methods=["GET"],
+                        view_func=lambda rid, rt=resource_type: respond(lambda: _conformance(ctx, rt, rid)))
+
+    def run(operation: Operation, resource_type: str, rid: str | None) -> Response:
+        def produce() -> dict[str, Any]:
+            instance = None
+            if rid is not None:
+                instance = _conformance(ctx, resource_type, rid) if resource_type in CONFORMANCE_TYPES \
+                    else _stored(ctx, resource_type, rid)
+            body = None
+            if request.method == "POST":
+                check_body_type(request)
+                body = loads(request.get_data(cache=False))
+                if operation.name == "validate" and body.get("resourceType") != "Parameters":
+                    body = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": body}]}
+            inputs = parse(operation.parameters, list(request.args.items(multi=True)), body)
+            return operation.handler(ctx, inputs, instance)
+        return respond(produce)
+
+    for operation in OPERATIONS:
+        for resource_type in operation.resource_types:
+            for suffix, with_id in (("", False), ("/<rid>", True)) if operation.instance else (("", False),):
+                rule = f"/{resource_type}{suffix}/${operation.name}"
+                endpoint = f"op_{operation.name}_{resource_type}_{with_id}".replace("-", "_")
+                bp.add_url_rule(rule, endpoint, methods=["GET", "POST"],
+                                view_func=lambda op=operation, rt=resource_type, **kw: run(op, rt, kw.get("rid")))
+    return bp
+
+
+def _stored(ctx: FhirContext, resource_type: str, rid: str) -> dict[str, Any]:
+    check_type(resource_type)
+    version = ctx.repository.read_current(resource_type, rid)
+    if version is None or version.deleted or version.text is None:
+        raise not_found(f"{resource_type}/{rid[:64]} does not exist.")
+    return loads(version.text)
+
+
+def capability_operations(resource_type: str) -> list[dict[str, str]]:
+    return [{"name": op.name, "definition": op.definition} for op in OPERATIONS if resource_type in op.resource_types]

@@ -1,0 +1,1 @@
+"""Terminology service over the CodeSystems, ValueSets and ConceptMaps in the top-level terminology/ folder."""

@@ -1,0 +1,124 @@
+"""Our StructureDefinitions (differentials) and custom SearchParameters, for tools/build_terminology.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DATE = "2026-11-23"
+
+
+def _sd(c: str, rid: str, name: str, title: str, description: str, rtype: str, elements: list[dict[str, Any]],
+        kind: str = "resource", context: list[str] | None = None) -> dict[str, Any]:
+    sd: dict[str, Any] = {
+        "resourceType": "StructureDefinition", "id": rid, "url": f"{c}/StructureDefinition/{rid}", "version": "2026.1",
+        "name": name, "title": title, "status": "active", "date": DATE, "publisher": "fhirserver project",
+        "description": description, "fhirVersion": "4.0.1", "kind": kind, "abstract": False, "type": rtype,
+        "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{rtype}", "derivation": "constraint",
+        "differential": {"element": [{"id": rtype, "path": rtype}, *elements]},
+    }
+    if context:
+        sd["context"] = [{"type": "element", "expression": e} for e in context]
+    return sd
+
+
+def _el(path: str, **rules: Any) -> dict[str, Any]:
+    element = {"id": path, "path": path}
+    element.update(rules)
+    return element
+
+
+def _ref(*targets: str) -> list[dict[str, Any]]:
+    return [{"code": "Reference", "targetProfile": [f"http://hl7.org/fhir/StructureDefinition/{t}" for t in targets]}]
+
+
+def _required(c: str, valueset: str) -> dict[str, str]:
+    return {"strength": "required", "valueSet": f"{c}/ValueSet/{valueset}"}
+
+
+def _extension(c: str, rid: str, name: str, title: str, description: str, context: str, value_type: str,
+               binding: dict[str, str] | None = None) -> dict[str, Any]:
+    value: dict[str, Any] = {"min": 1, "type": [{"code": value_type}]}
+    if binding:
+        value["binding"] = binding
+    return _sd(c, rid, name, title, description, "Extension", [
+        _el("Extension.url", fixedUri=f"{c}/StructureDefinition/{rid}"),
+        _el("Extension.value[x]", **value)], kind="complex-type", context=[context])
+
+
+def profiles(c: str) -> list[dict[str, Any]]:
+    region = _extension(c, "hr-region", "HRRegionExtension", "所在行政区划 Region of an institution",
+                        "The GB/T 2260 region of a participating institution.", "Organization", "Coding",
+                        _required(c, "hr-region"))
+    override = _extension(c, "hr-override-reason", "HROverrideReason", "复查理由 Override reason",
+                          "Why the doctor re-orders a test although a recognizable result exists.", "ServiceRequest",
+                          "CodeableConcept", _required(c, "hr-exception-reasons"))
+    validity = _extension(c, "hr-validity-days", "HRValidityDays", "有效期覆盖 Validity override",
+                          "A region's validity window for an item, overriding the catalog default.",
+                          "ValueSet.compose.include.concept", "integer")
+    report = _sd(c, "hr-diagnostic-report", "HRDiagnosticReport", "互认检查检验报告 Recognized report",
+                 "A laboratory or imaging report as exchanged on the platform.", "DiagnosticReport", [
+                     _el("DiagnosticReport.category", min=1),
+                     _el("DiagnosticReport.code", binding=_required(c, "hr-scope-national")),
+                     _el("DiagnosticReport.subject", min=1, type=_ref("Patient")),
+                     _el("DiagnosticReport.effective[x]", min=1),
+                     _el("DiagnosticReport.issued", min=1),
+                     _el("DiagnosticReport.performer", min=1, type=_ref("Organization")),
+                     _el("DiagnosticReport.result", type=_ref("Observation")),
+                     _el("DiagnosticReport.imagingStudy", type=_ref("ImagingStudy"))])
+    observation = _sd(c, "hr-observation", "HRObservation", "互认检验结果 Recognized observation",
+                      "A laboratory result as exchanged on the platform.", "Observation", [
+                          _el("Observation.code", binding=_required(c, "hr-scope-national")),
+                          _el("Observation.subject", min=1, type=_ref("Patient")),
+                          _el("Observation.effective[x]", min=1),
+                          _el("Observation.performer", min=1, type=_ref("Organization", "Practitioner",
+                                                                        "PractitionerRole"))])
+    imaging = _sd(c, "hr-imaging-study", "HRImagingStudy", "互认影像检查 Recognized imaging study",
+                  "An imaging study as exchanged on the platform.", "ImagingStudy", [
+                      _el("ImagingStudy.subject", type=_ref("Patient")),
+                      _el("ImagingStudy.started", min=1),
+                      _el("ImagingStudy.procedureCode", min=1, binding=_required(c, "hr-category-imaging")),
+                      _el("ImagingStudy.series", min=1)])
+    organization = _sd(c, "hr-organization", "HROrganization", "互认机构 Participating institution",
+                       "A hospital or other institution taking part in recognition.", "Organization", [
+                           _el("Organization.extension", slicing={"discriminator": [{"type": "value", "path": "url"}],
+                                                                  "rules": "open"}),
+                           {"id": "Organization.extension:region", "path": "Organization.extension",
+                            "sliceName": "region", "min": 1, "max": "1",
+                            "type": [{"code": "Extension", "profile": [f"{c}/StructureDefinition/hr-region"]}]},
+                           _el("Organization.identifier", min=1),
+                           _el("Organization.type", min=1, binding=_required(c, "hr-institution-level")),
+                           _el("Organization.name", min=1)])
+    affiliation = _sd(c, "hr-organization-affiliation", "HROrganizationAffiliation", "互认网络关系 Network affiliation",
+                      "Network membership or quality-control accreditation of an institution, with its period.",
+                      "OrganizationAffiliation", [
+                          _el("OrganizationAffiliation.active", min=1),
+                          _el("OrganizationAffiliation.period", min=1),
+                          _el("OrganizationAffiliation.organization", min=1, type=_ref("Organization")),
+                          _el("OrganizationAffiliation.participatingOrganization", min=1, type=_ref("Organization")),
+                          _el("OrganizationAffiliation.code", min=1, max="1", binding=_required(c, "hr-affiliation"))])
+    order = _sd(c, "hr-service-request", "HRServiceRequest", "检查检验申请 Order",
+                "An order for a test or examination, with the reason when a recognizable result was not used.",
+                "ServiceRequest", [
+                    _el("ServiceRequest.extension", slicing={"discriminator": [{"type": "value", "path": "url"}],
+                                                             "rules": "open"}),
+                    {"id": "ServiceRequest.extension:overrideReason", "path": "ServiceRequest.extension",
+                     "sliceName": "overrideReason", "min": 0, "max": "1",
+                     "type": [{"code": "Extension", "profile": [f"{c}/StructureDefinition/hr-override-reason"]}]},
+                    _el("ServiceRequest.code", min=1),
+                    _el("ServiceRequest.subject", type=_ref("Patient"))])
+    item_system = f"{c}/CodeSystem/hr-item"
+    item = {"resourceType": "SearchParameter", "id": "hr-item", "url": f"{c}/SearchParameter/hr-item",
+            "version": "2026.1", "name": "item", "status": "active", "date": DATE, "publisher": "fhirserver project",
+            "description": "Results and orders by recognized item (互认项目), e.g. item=CT-HEAD.", "code": "item",
+            "base": ["DiagnosticReport", "Observation", "ImagingStudy", "ServiceRequest"], "type": "token",
+            "expression": " | ".join(f"{t}.{e}.coding.where(system='{item_system}')" for t, e in (
+                ("DiagnosticReport", "code"), ("Observation", "code"), ("ImagingStudy", "procedureCode"),
+                ("ServiceRequest", "code")))}
+    region_param = {"resourceType": "SearchParameter", "id": "hr-region", "url": f"{c}/SearchParameter/hr-region",
+                    "version": "2026.1", "name": "region", "status": "active", "date": DATE,
+                    "publisher": "fhirserver project", "description": "Institutions by GB/T 2260 region.",
+                    "code": "region", "base": ["Organization"], "type": "token",
+                    "expression": f"Organization.extension.where(url='{c}/StructureDefinition/hr-region')"
+                                  f".value.ofType(Coding)"}
+    return [region, override, validity, report, observation, imaging, organization, affiliation, order, item,
+            region_param]
