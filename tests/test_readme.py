@@ -8,10 +8,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-import search_table  # noqa: E402
+import readme_tables  # noqa: E402
 
 
-def test_readme_search_table_is_current():
+def test_readme_generated_tables_are_current():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"{search_table.START}\n{search_table.table()}\n{search_table.END}" in readme, \
-        "README.md is out of date: run python tools/search_table.py --write"
+    for start, body, end in readme_tables.generated():
+        assert f"{start}\n{body}\n{end}" in readme, \
+            "README.md is out of date: run python tools/readme_tables.py --write"

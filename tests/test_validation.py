@@ -16,7 +16,20 @@ EXAMPLES = sorted((Path(__file__).parent / "data" / "r4-examples").glob("*.json"
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
 
+ITEM_SYSTEM = "http://hr.example.org/fhir/CodeSystem/hr-item"
+
+
+def _without_item_codings(node):
+    """The one documented addition at ingestion: the recognized-item coding beside the sender's codes."""
+    if isinstance(node, list):
+        return [_without_item_codings(v) for v in node if not (isinstance(v, dict) and v.get("system") == ITEM_SYSTEM)]
+    if isinstance(node, dict):
+        return {k: _without_item_codings(v) for k, v in node.items()}
+    return node
+
+
 def _without_server_meta(resource: dict) -> dict:
+    resource = _without_item_codings(resource)
     out = {k: v for k, v in resource.items() if k not in ("id", "meta")}
     meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
     if meta:

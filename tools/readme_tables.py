@@ -1,6 +1,7 @@
-"""Print (or --write into README.md) the search parameter tables, generated from profiles/.
+"""Print (or --write into README.md) the README's generated tables: search parameters (from profiles/)
+and the shipped terminology and profile artifacts (from terminology/ and profiles/).
 
-    python tools/search_table.py --write
+    python tools/readme_tables.py --write
 tests/test_readme.py fails when the README's copy differs from what this prints.
 """
 
@@ -18,6 +19,7 @@ from fhirserver.fhir.search.parameters import SearchParameterRegistry  # noqa: E
 from fhirserver.fhir.search.query import MODIFIERS  # noqa: E402
 
 START, END = "<!-- search-table:start -->", "<!-- search-table:end -->"
+ARTIFACTS_START, ARTIFACTS_END = "<!-- artifacts-table:start -->", "<!-- artifacts-table:end -->"
 FORMS = {
     "token": "`system|code`, `code`, `|code`, `system|`",
     "reference": "`Type/id`, `id`, absolute URL; chains `.param`; `:Type`",
@@ -45,16 +47,39 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def artifacts_table() -> str:
+    import json
+
+    lines = ["| resource | title | what |", "|---|---|---|"]
+    paths = sorted(ROOT.glob("terminology/*.json")) + sorted(ROOT.glob("profiles/*-hr-*.json"))
+    for path in paths:
+        resource = json.loads(path.read_text(encoding="utf-8"))
+        what = resource.get("description", "").split(". ")[0].rstrip(".")
+        if resource["resourceType"] == "CodeSystem":
+            what += f" ({resource.get('count', 0)} concepts)"
+        elif resource["resourceType"] == "ValueSet" and "concept" in resource["compose"]["include"][0]:
+            what += f" ({len(resource['compose']['include'][0]['concept'])} items)"
+        lines.append(f"| `{resource['resourceType']}/{resource['id']}` | {resource.get('title', resource.get('name'))} "
+                     f"| {what} |")
+    return "\n".join(lines)
+
+
+def generated() -> list[tuple[str, str, str]]:
+    return [(START, table(), END), (ARTIFACTS_START, artifacts_table(), ARTIFACTS_END)]
+
+
 def main() -> None:
-    generated = f"{START}\n{table()}\n{END}"
     if "--write" in sys.argv:
         readme = ROOT / "README.md"
         text = readme.read_text(encoding="utf-8")
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        readme.write_text(head + generated + tail, encoding="utf-8")
+        for start, body, end in generated():
+            head, _, rest = text.partition(start)
+            _, _, tail = rest.partition(end)
+            text = head + f"{start}\n{body}\n{end}" + tail
+        readme.write_text(text, encoding="utf-8")
     else:
-        print(generated)
+        for start, body, end in generated():
+            print(f"{start}\n{body}\n{end}")
 
 
 if __name__ == "__main__":
