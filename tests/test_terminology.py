@@ -199,3 +199,27 @@ def test_capability_statement_lists_operations_and_custom_parameters(http, base)
     item = next(p for p in resources["Observation"]["searchParam"] if p["name"] == "item")
     assert item["definition"] == f"{C}/SearchParameter/hr-item"
     assert any(p["name"] == "region" for p in resources["Organization"]["searchParam"])
+
+
+def test_canonical_base_is_configurable_for_every_artifact(tmp_path):
+    import requests
+
+    from conftest import new_server
+
+    other = "https://fhir.chuanyu.example.cn/fhir"
+    server = new_server(tmp_path / "node", FHIRSERVER_CANONICAL_BASE=other).start()
+    try:
+        cs = requests.get(f"{server.base}/CodeSystem/hr-item", timeout=30).json()
+        assert cs["url"] == f"{other}/CodeSystem/hr-item"
+        assert "hr.example.org" not in requests.get(f"{server.base}/ValueSet/hr-scope-chuanyu", timeout=30).text
+        looked = requests.get(f"{server.base}/CodeSystem/$lookup", timeout=30,
+                              params={"system": f"{other}/CodeSystem/hr-item", "code": "CT-HEAD"})
+        assert looked.status_code == 200
+        created = requests.post(f"{server.base}/Observation", headers={"Content-Type": FHIR_JSON}, timeout=30,
+                                json={"resourceType": "Observation", "status": "final",
+                                      "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}}).json()
+        assert created["code"]["coding"][-1]["system"] == f"{other}/CodeSystem/hr-item"
+        found = requests.get(f"{server.base}/Observation", params={"item": "LAB-HEM-014"}, timeout=30).json()
+        assert found["entry"][0]["resource"]["id"] == created["id"]
+    finally:
+        server.stop()

@@ -16,8 +16,8 @@ from ..config import DEFAULT_CANONICAL
 def rebase(node: Any, canonical: str) -> Any:
     if canonical == DEFAULT_CANONICAL:
         return node
-    if isinstance(node, str):
-        return canonical + node[len(DEFAULT_CANONICAL):] if node.startswith(DEFAULT_CANONICAL) else node
+    if isinstance(node, str):  # anywhere in the text: FHIRPath expressions quote URLs mid-string
+        return node.replace(DEFAULT_CANONICAL, canonical)
     if isinstance(node, list):
         return [rebase(v, canonical) for v in node]
     if isinstance(node, dict):
