@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .api import operations, rest
+from .api import cdshooks, operations, rest
 from .api.responses import render_error, render_unexpected
 from .config import Settings
 from .fhir.errors import FhirError
@@ -24,6 +25,8 @@ from .fhir.search.planner import Planner
 from .fhir.search.query import QueryParser
 from .fhir.search.values import parse_zone
 from .fhir.validation import ResourceValidator
+from .recognition.catalog import RecognitionCatalog
+from .recognition.service import RecognitionService
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.repository import ResourceRepository
@@ -34,7 +37,7 @@ from .terminology.service import TerminologyService
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
+def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, RecognitionService]:
     """Connect, create collections/indexes, load definitions: everything an interaction needs."""
     connection = connect(mongodb_uri, settings.mongodb_db, settings.store_timeout_ms)
     registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES, settings.canonical_base)
@@ -46,7 +49,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
     ensure_schema(connection.db, SUPPORTED_TYPES, database_indexed_parameters(registry))
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
     zone = parse_zone(settings.timezone)
-    return FhirContext(
+    ctx = FhirContext(
         settings=settings,
         repository=ResourceRepository(connection.db, settings.store_timeout_ms, connection.replica_set),
         validator=validator, registry=registry, indexer=ResourceIndexer(registry, zone, settings.base_url),
@@ -56,6 +59,9 @@ def build_context(settings: Settings, mongodb_uri: str) -> FhirContext:
         profiles=ProfileValidator([r for r in profile_resources if r["resourceType"] == "StructureDefinition"],
                                   binding_check(terminology)),
         item_coder=ItemCoder(terminology, settings.canonical_base))
+    recognition = RecognitionService(RecognitionCatalog(terminology, settings.canonical_base), settings.reorder_rule)
+    return replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
+                   after_write=(recognition.record_override,)), recognition
 
 
 def binding_check(terminology: TerminologyService) -> Callable[[str, str | None, str], bool]:
@@ -74,14 +80,15 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     uri = mongodb_uri or settings.mongodb_uri
     if not uri:
         raise ValueError("create_app needs a MongoDB URI (the CLI starts the embedded engine when none is set)")
-    ctx = build_context(settings, uri)
+    ctx, recognition = build_context(settings, uri)
     app = Flask(__name__)
     app.url_map.strict_slashes = False  # a trailing slash must not produce an HTML redirect page
     app.url_map.merge_slashes = False
     app.url_map.converters["rtype"] = rest.ResourceTypeConverter
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.register_blueprint(operations.blueprint(ctx), url_prefix="/fhir")
+    app.register_blueprint(operations.blueprint(ctx, recognition), url_prefix="/fhir")
+    app.register_blueprint(cdshooks.blueprint(ctx, recognition), url_prefix="/cds-services")
     app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")
     _register_error_handlers(app, settings)
     return app

@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
             uri = engine.start()
         # Create collections and indexes once, before workers fork (they would race each other), and
         # undo any transaction a crashed process left half-written (docs/decisions/0003).
-        recovered = build_context(settings, uri).repository.recover()
+        recovered = build_context(settings, uri)[0].repository.recover()
         if recovered:
             log.warning("undid %d transaction(s) left half-written by an earlier process", recovered)
 

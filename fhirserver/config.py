@@ -53,6 +53,7 @@ class Settings:
     max_bundle_entries: int = 10_000
     canonical_base: str = DEFAULT_CANONICAL
     enforce_profiles: tuple[str, ...] = ()
+    reorder_rule: str = "enforce"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -75,6 +76,7 @@ class Settings:
             timezone=env.get("FHIRSERVER_TIMEZONE") or cls.timezone,
             max_bundle_entries=_int(env, "FHIRSERVER_MAX_BUNDLE_ENTRIES", cls.max_bundle_entries, 1000),
             canonical_base=(env.get("FHIRSERVER_CANONICAL_BASE") or DEFAULT_CANONICAL).rstrip("/"),
+            reorder_rule=(env.get("FHIRSERVER_REORDER_RULE") or "enforce").lower(),
             enforce_profiles=tuple(p.strip() for p in (env.get("FHIRSERVER_ENFORCE_PROFILES") or "").split(",")
                                    if p.strip()),
         )
@@ -92,6 +94,8 @@ class Settings:
             raise SettingsError(f"FHIRSERVER_MONGODB_DB {self.mongodb_db!r} is not a valid database name")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise SettingsError("FHIRSERVER_BASE_URL must start with http:// or https://")
+        if self.reorder_rule not in ("enforce", "warn", "off"):
+            raise SettingsError("FHIRSERVER_REORDER_RULE is enforce, warn or off")
         if not re.fullmatch(r"[+-]\d{2}:\d{2}", self.timezone):
             raise SettingsError(f"FHIRSERVER_TIMEZONE must look like +08:00, got {self.timezone!r}")
         if not (self.profiles_dir / "fhir.schema.v4.json").is_file():

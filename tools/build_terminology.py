@@ -191,7 +191,7 @@ def valueset(rid: str, name: str, title: str, description: str, includes: list[d
 
 
 def scope(rid: str, region: str, title: str, codes: list[str], description: str,
-          overrides: dict[str, int] | None = None) -> dict[str, Any]:
+          overrides: dict[str, int] | None = None, regions: tuple[str, ...] = ()) -> dict[str, Any]:
     concepts = []
     for code in codes:
         concept: dict[str, Any] = {"code": code}
@@ -202,7 +202,8 @@ def scope(rid: str, region: str, title: str, codes: list[str], description: str,
     vs = valueset(rid, f"HRScope{region}", title, description, [{"system": ITEM, "concept": concepts}])
     vs["useContext"] = [{"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type",
                                   "code": "focus"},
-                         "valueCodeableConcept": {"coding": [{"system": f"{C}/CodeSystem/hr-region", "code": region}]}}]
+                         "valueCodeableConcept": {"coding": [{"system": f"{C}/CodeSystem/hr-region", "code": r}]}}
+                        for r in (regions or (region,))]
     return vs
 
 
@@ -236,7 +237,8 @@ def main() -> None:
     chuanyu = list(dict.fromkeys(sichuan + chongqing + lab[20:60] + imaging[80:120]))[:161]
     write("terminology", scope("hr-scope-chuanyu", "510000", "川渝互认项目 Sichuan-Chongqing agreement", chuanyu,
                                "Sichuan-Chongqing cross-province agreement: 161 items recognized in 935 hospitals. "
-                               "Applies to results used in one province and performed in the other."))
+                               "Applies to results used in one province and performed in the other.",
+                               regions=("510000", "500000")))
     for category, zh in (("lab", "检验"), ("imaging", "影像检查"), ("ecg", "心电图"), ("pathology", "病理")):
         write("terminology", valueset(f"hr-category-{category}", f"HRCategory{category.title()}",
                                       f"{zh}项目 {category} items", f"Every {category} item.",
@@ -337,6 +339,20 @@ def build_small_codesystems() -> None:
         if children:
             concept["concept"] = children
         regions.append(concept)
+    write("terminology", simple_codesystem("hr-event", "HREvent", "互认事件 Recognition events",
+                                           "AuditEvent.type of the events the statistics count.", [
+        {"code": c, "display": d, "definition": e} for c, d, e in (
+            ("view", "跨机构调阅", "A result of another institution was looked up for a patient."),
+            ("duplicate-prompt", "重复检查提示", "The doctor was told at ordering that a recognizable result exists."),
+            ("recognition", "结果互认", "A doctor used a prior result instead of a new test (a repeat avoided)."),
+            ("override", "复查(有理由)", "A doctor re-ordered despite a recognizable result, giving a reason."))]))
+    marks = [("hr-scope-national", "HR", "National recognition mark"), ("hr-scope-510000", "川HR", "Sichuan"),
+             ("hr-scope-500000", "渝HR", "Chongqing"), ("hr-scope-520000", "黔HR", "Guizhou"),
+             ("hr-scope-430000", "湘HR", "Hunan"), ("hr-scope-chuanyu", "川渝HR", "Sichuan-Chongqing")]
+    write("terminology", simple_codesystem("hr-mark", "HRMark", "互认标识 Recognition mark",
+                                           "The mark printed on recognized reports (2022 Measures: 'HR'), one code per "
+                                           "scope; computed by the server, never taken from the sender.", [
+        {"code": c, "display": d, "definition": f"{e}: the report's item is recognized in {c}."} for c, d, e in marks]))
     write("terminology", simple_codesystem("hr-region", "HRRegion", "行政区划 Administrative regions (GB/T 2260)",
                                            "GB/T 2260 administrative division codes of the regions used here.", regions))
     write("terminology", valueset("hr-region", "HRRegion", "行政区划 Administrative regions",

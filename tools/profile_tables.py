@@ -120,5 +120,55 @@ def profiles(c: str) -> list[dict[str, Any]]:
                     "code": "region", "base": ["Organization"], "type": "token",
                     "expression": f"Organization.extension.where(url='{c}/StructureDefinition/hr-region')"
                                   f".value.ofType(Coding)"}
-    return [region, override, validity, report, observation, imaging, organization, affiliation, order, item,
-            region_param]
+    mark = _param(c, "hr-mark", "mark", ["DiagnosticReport", "Observation", "ImagingStudy"], "token",
+                  " | ".join(f"{t}.meta.tag.where(system='{c}/CodeSystem/hr-mark')"
+                             for t in ("DiagnosticReport", "Observation", "ImagingStudy")),
+                  "Results by recognition mark (scope), e.g. mark=hr-scope-chuanyu.")
+    reason = _param(c, "hr-event-reason", "reason", ["AuditEvent"], "token", "AuditEvent.purposeOfEvent",
+                    "Recognition events by reason (overrides).")
+    saving = _param(c, "hr-event-saving", "saving", ["AuditEvent"], "number",
+                    f"AuditEvent.extension.where(url='{c}/StructureDefinition/hr-saving').value",
+                    "Recognition events by money saved (CNY).")
+    saving_ext = _extension(c, "hr-saving", "HRSaving", "节省费用 Money saved",
+                            "Reference price (CNY) of the test a recognition avoided.", "AuditEvent", "decimal")
+    operations = [
+        _operation(c, "recognize", "Recognize a prior result", ["DiagnosticReport", "ImagingStudy", "Observation"],
+                   instance=True, system=False,
+                   parameters=[("requester", "in", 1, "1", "Reference"), ("date", "in", 0, "1", "dateTime"),
+                               ("context", "in", 0, "*", "CodeableConcept"), ("mode", "in", 0, "1", "code"),
+                               ("recognizable", "out", 1, "1", "boolean"), ("item", "out", 0, "1", "Coding"),
+                               ("validUntil", "out", 0, "1", "dateTime"), ("reason", "out", 0, "*", "CodeableConcept"),
+                               ("result", "out", 1, "1", "Reference")],
+                   description="Decide whether a stored result can be recognized by the requesting institution, with "
+                               "coded reasons; mode=accept records the recognition (a repeat avoided)."),
+        _operation(c, "duplicate-check", "Check an order for recognizable prior results", ["ServiceRequest"],
+                   instance=False, system=False,
+                   parameters=[("request", "in", 1, "1", "ServiceRequest"), ("context", "in", 0, "*", "CodeableConcept"),
+                               ("return", "out", 1, "1", "Bundle")],
+                   description="One DetectedIssue per prior result of the ordered item for the patient, with the "
+                               "recognition decision; the prior results follow as entries."),
+        _operation(c, "statistics", "Recognition statistics", [], instance=False, system=True,
+                   parameters=[("period-start", "in", 0, "1", "date"), ("period-end", "in", 0, "1", "date"),
+                               ("region", "in", 0, "1", "string"), ("organization", "in", 0, "1", "string"),
+                               ("category", "in", 0, "1", "string"), ("return", "out", 1, "1", "MeasureReport")],
+                   description="Views, duplicate prompts, recognitions (repeats avoided), overrides by reason and "
+                               "money saved, aggregated from the recorded events."),
+    ]
+    return [region, override, validity, saving_ext, report, observation, imaging, organization, affiliation, order,
+            item, region_param, mark, reason, saving, *operations]
+
+
+def _param(c: str, rid: str, code: str, bases: list[str], kind: str, expression: str, description: str) -> dict[str, Any]:
+    return {"resourceType": "SearchParameter", "id": rid, "url": f"{c}/SearchParameter/{rid}", "version": "2026.1",
+            "name": code, "status": "active", "date": DATE, "publisher": "fhirserver project",
+            "description": description, "code": code, "base": bases, "type": kind, "expression": expression}
+
+
+def _operation(c: str, code: str, title: str, resources: list[str], instance: bool, system: bool,
+               parameters: list[tuple[str, str, int, str, str]], description: str) -> dict[str, Any]:
+    return {"resourceType": "OperationDefinition", "id": f"hr-{code}", "url": f"{c}/OperationDefinition/hr-{code}",
+            "version": "2026.1", "name": title.replace(" ", ""), "title": title, "status": "active",
+            "kind": "operation", "date": DATE, "publisher": "fhirserver project", "description": description,
+            "code": code, "resource": resources, "system": system, "type": not (system or instance),
+            "instance": instance,
+            "parameter": [{"name": n, "use": u, "min": lo, "max": hi, "type": t} for n, u, lo, hi, t in parameters]}

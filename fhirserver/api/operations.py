@@ -12,12 +12,15 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from ..config import DEFAULT_CANONICAL
 from ..fhir.errors import FhirError, Issue, bad_request, information, not_found, operation_outcome
 from ..fhir.interactions.context import FhirContext, Result
 from ..fhir.interactions.writing import check_type
 from ..fhir.json_format import loads
 from ..fhir.operation_params import OperationInput, Param, parse
 from ..fhir.resource_types import SUPPORTED_TYPES
+from ..recognition.service import RecognitionService
+from ..recognition.statistics import statistics
 from ..terminology import operations as terminology
 from .negotiation import check_body_type, response_media_type
 from .responses import render, render_error
@@ -26,7 +29,8 @@ CONFORMANCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "StructureDefinitio
                      "CompartmentDefinition")
 SEARCHABLE = ("url", "name", "version", "status", "_id", "title")
 HL7 = "http://hl7.org/fhir/OperationDefinition"
-Handler = Callable[[FhirContext, OperationInput, dict[str, Any] | None], dict[str, Any]]
+Handler = Callable[[FhirContext, RecognitionService, OperationInput, dict[str, Any] | None], dict[str, Any]]
+CANONICAL_OD = f"{DEFAULT_CANONICAL}/OperationDefinition"
 
 
 @dataclass(frozen=True)
@@ -37,14 +41,37 @@ class Operation:
     definition: str
     parameters: list[Param]
     handler: Handler
+    type_level: bool = True
+    system: bool = False
     post_only: bool = False
 
 
 def _tx(fn: Callable[..., dict[str, Any]]) -> Handler:
-    return lambda ctx, inputs, instance: fn(ctx.terminology, inputs, instance)
+    return lambda ctx, _recognition, inputs, instance: fn(ctx.terminology, inputs, instance)
 
 
-def _validate(ctx: FhirContext, inputs: OperationInput, instance: dict[str, Any] | None) -> dict[str, Any]:
+def _recognize(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
+               instance: dict[str, Any] | None) -> dict[str, Any]:
+    assert instance is not None
+    requester = inputs.require("requester")
+    return recognition.recognize(ctx, instance["resourceType"], instance["id"], requester.get("reference", ""),
+                                 inputs.get("date"), inputs.all("context"), inputs.get("mode", "check"))
+
+
+def _duplicate_check(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
+                     _instance: dict[str, Any] | None) -> dict[str, Any]:
+    return recognition.duplicate_check(ctx, inputs.require("request"), inputs.all("context"),
+                                       ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
+
+
+def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
+                _instance: dict[str, Any] | None) -> dict[str, Any]:
+    return statistics(ctx, recognition.catalog, inputs.get("period-start"), inputs.get("period-end"),
+                      inputs.get("region"), inputs.get("organization"), inputs.get("category"))
+
+
+def _validate(ctx: FhirContext, _recognition: RecognitionService, inputs: OperationInput,
+              instance: dict[str, Any] | None) -> dict[str, Any]:
     """$validate: the resource (given or stored) against the FHIR rules and a profile; issues, not errors."""
     resource = inputs.get("resource") or instance
     if not isinstance(resource, dict) or not resource.get("resourceType"):
@@ -81,6 +108,15 @@ OPERATIONS: tuple[Operation, ...] = (
               _tx(terminology.translate)),
     Operation("validate", SUPPORTED_TYPES, True, f"{HL7}/Resource-validate",
               [Param("resource", "resource"), Param("profile"), Param("mode")], _validate),
+    Operation("recognize", ("DiagnosticReport", "ImagingStudy", "Observation"), True, f"{CANONICAL_OD}/hr-recognize",
+              [Param("requester", "Reference"), Param("date"), Param("context", "CodeableConcept", repeats=True),
+               Param("mode")], _recognize, type_level=False, post_only=True),
+    Operation("duplicate-check", ("ServiceRequest",), False, f"{CANONICAL_OD}/hr-duplicate-check",
+              [Param("request", "resource"), Param("context", "CodeableConcept", repeats=True)], _duplicate_check,
+              post_only=True),
+    Operation("statistics", (), False, f"{CANONICAL_OD}/hr-statistics",
+              [Param("period-start"), Param("period-end"), Param("region"), Param("organization"), Param("category")],
+              _statistics, type_level=False, system=True),
 )
 
 
@@ -107,7 +143,7 @@ def _search_conformance(ctx: FhirContext, resource_type: str, base_url: str) -> 
     return bundle
 
 
-def blueprint(ctx: FhirContext) -> Blueprint:
+def blueprint(ctx: FhirContext, recognition: RecognitionService) -> Blueprint:
     bp = Blueprint("operations", __name__)
 
     def base_url() -> str:
@@ -136,18 +172,27 @@ def blueprint(ctx: FhirContext) -> Blueprint:
             if request.method == "POST":
                 check_body_type(request)
                 body = loads(request.get_data(cache=False))
+                if not isinstance(body, dict):
+                    raise bad_request("POST a Parameters resource to this operation.")
                 if operation.name == "validate" and body.get("resourceType") != "Parameters":
                     body = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": body}]}
             inputs = parse(operation.parameters, list(request.args.items(multi=True)), body)
-            return operation.handler(ctx, inputs, instance)
+            return operation.handler(ctx, recognition, inputs, instance)
         return respond(produce)
 
+    methods = ["GET", "POST"]
     for operation in OPERATIONS:
+        allowed = ["POST"] if operation.post_only else methods
+        if operation.system:
+            bp.add_url_rule(f"/${operation.name}", f"op_{operation.name}_system".replace("-", "_"), methods=allowed,
+                            view_func=lambda op=operation: run(op, "", None))
         for resource_type in operation.resource_types:
-            for suffix, with_id in (("", False), ("/<rid>", True)) if operation.instance else (("", False),):
+            levels = [("", False)] if operation.type_level else []
+            levels += [("/<rid>", True)] if operation.instance else []
+            for suffix, with_id in levels:
                 rule = f"/{resource_type}{suffix}/${operation.name}"
                 endpoint = f"op_{operation.name}_{resource_type}_{with_id}".replace("-", "_")
-                bp.add_url_rule(rule, endpoint, methods=["GET", "POST"],
+                bp.add_url_rule(rule, endpoint, methods=allowed,
                                 view_func=lambda op=operation, rt=resource_type, **kw: run(op, rt, kw.get("rid")))
     return bp
 
@@ -161,4 +206,7 @@ def _stored(ctx: FhirContext, resource_type: str, rid: str) -> dict[str, Any]:
 
 
 def capability_operations(resource_type: str) -> list[dict[str, str]]:
+    """Operations of a type, or with resource_type "" the system-level ones."""
+    if not resource_type:
+        return [{"name": op.name, "definition": op.definition} for op in OPERATIONS if op.system]
     return [{"name": op.name, "definition": op.definition} for op in OPERATIONS if resource_type in op.resource_types]

@@ -67,6 +67,9 @@ def render(result: Result, request: Request, base_url: str, honour_prefer: bool 
     if result.status == 304:
         return Response(status=304, headers=headers)
     prefer = prefer_return(request) if honour_prefer else "representation"
+    if result.warnings and 200 <= result.status < 300:  # e.g. the re-order rule in warn mode
+        done = Issue("informational", result.message or "Done.", severity="information")
+        return _json_response(dumps(operation_outcome([*result.warnings, done])), result.status, request, headers)
     if prefer == "OperationOutcome":
         return _json_response(dumps(information(result.message or "Done.")), 200 if result.status == 204
                               else result.status, request, headers)

@@ -76,6 +76,8 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
     rest: dict[str, Any] = {"mode": "server", "resource": resources}
     if "transaction" in registered:
         rest["interaction"] = [{"code": "transaction"}, {"code": "batch"}]
+    if operations is not None and operations(""):
+        rest["operation"] = operations("")
     if "search-compartment" in registered:
         rest["compartment"] = [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
                                for c in sorted(ctx.compartments.compartments())]

@@ -12,7 +12,7 @@ from typing import Any
 from .errors import FhirError, Issue, bad_request
 
 _VALUE_KEYS = ("valueString", "valueCode", "valueUri", "valueCanonical", "valueUrl", "valueBoolean",
-               "valueInteger", "valueCoding", "valueCodeableConcept", "valueDateTime")
+               "valueInteger", "valueCoding", "valueCodeableConcept", "valueDateTime", "valueReference", "valueDate")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,8 @@ def _from_text(param: Param, raw: str) -> Any:
         if not raw.isdigit() or len(raw) > 9:
             raise ValueError("must be a whole number")
         return int(raw)
+    if param.kind == "Reference":
+        return {"reference": raw}
     if param.kind == "Coding":
         system, _, code = raw.rpartition("|")
         return {"system": system, "code": code} if system else {"code": code}

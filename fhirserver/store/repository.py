@@ -156,6 +156,17 @@ class ResourceRepository:
                                                         maxTimeMS=self._max_time_ms))
         return int(result[0]["n"]) if result else 0
 
+    def save_note(self, collection: str, note: dict[str, Any]) -> None:
+        """Small bookkeeping documents (e.g. CDS cards issued) in their own collection, by `_id`."""
+        self._db[collection].replace_one({"_id": note["_id"]}, note, upsert=True)
+
+    def load_note(self, collection: str, note_id: str) -> dict[str, Any] | None:
+        return self._db[collection].find_one({"_id": note_id}, max_time_ms=self._max_time_ms)
+
+    def aggregate(self, resource_type: str, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An aggregation over current versions (statistics); planner-style $match stages only."""
+        return list(self._db[resource_type].aggregate(pipeline, maxTimeMS=self._max_time_ms))
+
     def index_values(self, resource_type: str, query: dict[str, Any], field: str, limit: int) -> list[Any]:
         """The stored index values `sp.<field>` of the matches (for _has and _include)."""
         values: list[Any] = []

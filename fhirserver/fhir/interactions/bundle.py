@@ -28,7 +28,7 @@ from ..versioning import etag, next_timestamp, parse_etag
 from . import create, delete, patch, read, search, update
 from .context import FhirContext, RequestInfo, Result
 from .search import matching_filter
-from .writing import PreparedResource, deletion
+from .writing import PreparedResource, after_write, deletion
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
@@ -189,6 +189,8 @@ def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, p
                                                     "request during the commit; nothing was written. Retry.") from None
     except LockTimeout:
         raise FhirError.of(503, "transient", "Other transactions are running; retry shortly.") from None
+    for version in versions:
+        after_write(ctx, version)
     for entry in entries:
         if entry.method == "GET":
             info = RequestInfo(base_url=request.base_url, query=tuple(entry.query))

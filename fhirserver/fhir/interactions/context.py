@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,11 @@ class FhirContext:
     profiles: ProfileValidator
     conformance: dict[str, list[dict[str, Any]]]  # served read-only: type -> resources from the files
     item_coder: ItemCoder
+    # Domain rules at named points of every write (single requests and Bundles alike):
+    # before_write(ctx, resource) -> (resource, warnings); may raise FhirError (e.g. 422).
+    # after_write(ctx, version, resource) runs once the version is stored.
+    before_write: tuple[Callable[..., tuple[dict[str, Any], list[Any]]], ...] = ()
+    after_write: tuple[Callable[..., None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,3 +65,4 @@ class Result:
     location: str | None = None
     message: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    warnings: list[Any] = field(default_factory=list)  # Issues to report with a successful write

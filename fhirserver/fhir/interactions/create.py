@@ -7,7 +7,7 @@ from typing import Any
 
 from .conditional import criteria_pairs, matching, too_many
 from .context import FhirContext, RequestInfo, Result
-from .writing import PreparedResource, check_body, check_type, commit
+from .writing import PreparedResource, after_write, check_body, check_type, commit
 
 
 def create(ctx: FhirContext, resource_type: str, body: Any, request: RequestInfo) -> Result:
@@ -31,5 +31,6 @@ def _create_new(ctx: FhirContext, resource_type: str, resource: dict[str, Any]) 
     prepared = PreparedResource(ctx, resource, str(uuid.uuid4()))
     _, written = commit(ctx, resource_type, prepared.id,
                         lambda _current, vid, ts: prepared.version(vid, ts, "POST"), expected_vid=0)
-    return Result(status=201, version=written, location="history",
+    after_write(ctx, written)
+    return Result(status=201, version=written, location="history", warnings=prepared.warnings,
                   message=f"Created {resource_type}/{prepared.id}.")

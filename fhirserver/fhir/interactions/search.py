@@ -232,3 +232,9 @@ def _revinclude(ctx: FhirContext, frontier: list[StoredVersion], include: Includ
         return []
     return ctx.repository.find_current(
         include.source, {"$and": [LIVE, {index_field(include.parameter): {"$in": refs}}]}, INCLUDE_LIMIT)
+
+
+def find(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]], limit: int) -> list[StoredVersion]:
+    """Current resources matching search criteria, for domain services (same parser and planner as HTTP)."""
+    query = ctx.parser.parse(resource_type, pairs, criteria_only=True)
+    return ctx.repository.find_current(resource_type, matching_filter(ctx, resource_type, query.criteria), limit)

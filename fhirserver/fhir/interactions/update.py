@@ -10,7 +10,7 @@ from ..errors import bad_request
 from ..versioning import parse_etag
 from .conditional import matching, too_many
 from .context import FhirContext, RequestInfo, Result
-from .writing import PreparedResource, check_body, check_id, check_type, commit
+from .writing import PreparedResource, after_write, check_body, check_id, check_type, commit
 
 
 def update(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, request: RequestInfo) -> Result:
@@ -59,6 +59,8 @@ def _write(ctx: FhirContext, resource_type: str, resource_id: str, resource: dic
         return prepared.version(vid, ts, "PUT")
 
     previous, written = commit(ctx, resource_type, resource_id, make, expected)
+    after_write(ctx, written)
     created = previous is None or previous.deleted
     return Result(status=201 if created else 200, version=written, location="history" if created else None,
+                  warnings=prepared.warnings,
                   message=f"{'Created' if created else 'Updated'} {resource_type}/{resource_id}.")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...store.repository import StoredVersion, VersionConflict
 from ..errors import FhirError, bad_request, precondition_failed
-from ..json_format import dumps
+from ..json_format import dumps, loads
 from ..resource_types import is_supported
 from ..validation import is_valid_id
 from ..versioning import next_timestamp
@@ -73,6 +73,10 @@ class PreparedResource:
         candidate = stamp(ctx.item_coder(resource), resource_id, 1, PLACEHOLDER_INSTANT)
         ctx.validator.validate(candidate)
         check_profiles(ctx, candidate)
+        self.warnings: list[Any] = []
+        for hook in ctx.before_write:
+            candidate, warnings = hook(ctx, candidate)
+            self.warnings += warnings
         self.resource = candidate
         self.id = resource_id
         self.index = ctx.indexer.index(candidate)
@@ -84,6 +88,15 @@ class PreparedResource:
         return StoredVersion(resource_type=final["resourceType"], id=self.id, vid=vid, last_updated=last_updated,
                              deleted=False, method=method, text=dumps(final).decode("utf-8"),
                              sp={**self.index["sp"], **stamped["sp"]}, so={**self.index["so"], **stamped["so"]})
+
+
+def after_write(ctx: FhirContext, version: StoredVersion | None) -> None:
+    """Run the after-write hooks for a stored version (not for deletions)."""
+    if version is None or version.deleted or version.text is None or not ctx.after_write:
+        return
+    resource = loads(version.text)
+    for hook in ctx.after_write:
+        hook(ctx, version, resource)
 
 
 def deletion(resource_type: str, resource_id: str, vid: int, last_updated: str) -> StoredVersion:

@@ -1,0 +1,106 @@
+"""The recognized-items catalog as the rules read it: item facts, scopes and agreements, validity
+windows with regional overrides, exception and reason codes. All of it comes from terminology/ files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..terminology.service import TerminologyService
+
+CATEGORY_CODES = ("LAB", "IMG", "ECG", "PATH")
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    code: str
+    display: str
+    category: str  # LAB, IMG, ECG or PATH: the top of the hierarchy, also the QC specialty
+    validity_days: int
+    min_level: int
+    price: float
+    active: bool
+
+
+def province(region: str | None) -> str | None:
+    """GB/T 2260: the province of a region code (510100 -> 510000)."""
+    return f"{region[:2]}0000" if region and len(region) == 6 and region.isdigit() else None
+
+
+class RecognitionCatalog:
+    def __init__(self, terminology: TerminologyService, canonical: str) -> None:
+        self.terminology = terminology
+        self.canonical = canonical
+        self.item_system = f"{canonical}/CodeSystem/hr-item"
+        self.exception_system = f"{canonical}/CodeSystem/hr-exception"
+        self.mark_system = f"{canonical}/CodeSystem/hr-mark"
+        self.region_system = f"{canonical}/CodeSystem/hr-region"
+        self._items = terminology.code_system(self.item_system)
+        self._scopes: dict[str, tuple[str, ...]] = {}  # scope ValueSet url -> provinces it covers
+        for url, vs in terminology.value_sets.items():
+            if vs["id"].startswith("hr-scope-") and vs["id"] != "hr-scope-national":
+                self._scopes[url] = tuple(c["code"] for ctx in vs.get("useContext", [])
+                                          for c in ctx.get("valueCodeableConcept", {}).get("coding", [])
+                                          if c.get("system") == self.region_system)
+
+    # -- items -----------------------------------------------------------------------------------------------
+    def item(self, code: str) -> ItemFacts | None:
+        concept = self._items.concepts.get(code)
+        if concept is None or concept.value("validity-days") is None:
+            return None  # unknown, or a category rather than an item
+        top = ([code, *self._items.ancestors(code)])[-1]
+        return ItemFacts(code=code, display=concept.display, category=top,
+                         validity_days=int(concept.value("validity-days")),
+                         min_level=int(concept.value("min-level") or 1),
+                         price=float(concept.value("price") or 0), active=concept.value("status") == "active")
+
+    def item_coding(self, code: str) -> dict[str, str]:
+        facts = self.item(code)
+        return {"system": self.item_system, "code": code, "display": facts.display if facts else code}
+
+    # -- scopes --------------------------------------------------------------------------------------------
+    def home_scope(self, province_code: str | None) -> str | None:
+        """The scope ValueSet of a province alone (hr-scope-510000), if the province has one."""
+        for url, provinces in self._scopes.items():
+            if provinces == (province_code,):
+                return url
+        return None
+
+    def agreements(self, first: str | None, second: str | None) -> list[str]:
+        """Cross-province agreement scopes covering both provinces (e.g. Sichuan-Chongqing)."""
+        return [u for u, p in self._scopes.items() if len(p) > 1 and first in p and second in p]
+
+    def in_scope(self, scope_url: str, code: str) -> bool:
+        return any(m.code == code and m.system == self.item_system for m in self.terminology.members(scope_url))
+
+    def validity_days(self, code: str, scope_url: str | None) -> int:
+        """The scope's override (extension hr-validity-days) or the catalog default."""
+        if scope_url is not None:
+            for member in self.terminology.members(scope_url):
+                if member.code == code:
+                    for extension in member.extensions:
+                        if extension.get("url", "").endswith("/StructureDefinition/hr-validity-days"):
+                            return int(extension["valueInteger"])
+        facts = self.item(code)
+        return facts.validity_days if facts else 0
+
+    def mark(self, scope_url: str) -> dict[str, str]:
+        scope_id = scope_url.rsplit("/", 1)[-1]
+        concept = self.terminology.code_system(self.mark_system).concepts.get(scope_id)
+        return {"system": self.mark_system, "code": scope_id, "display": concept.display if concept else "HR"}
+
+    # -- reasons ----------------------------------------------------------------------------------------------
+    def reason(self, code: str) -> dict[str, Any]:
+        """A CodeableConcept from hr-exception, in Chinese (display) and English (text)."""
+        concept = self.terminology.code_system(self.exception_system).concepts[code]
+        return {"coding": [{"system": self.exception_system, "code": code, "display": concept.display}],
+                "text": f"{concept.display}: {concept.definition}"}
+
+    def is_exception(self, code: str) -> bool:
+        index = self.terminology.code_system(self.exception_system)
+        return code in index.concepts and "exception" in index.ancestors(code)
+
+    def exceptions(self) -> list[dict[str, str]]:
+        index = self.terminology.code_system(self.exception_system)
+        return [{"system": self.exception_system, "code": c, "display": index.concepts[c].display}
+                for c in index.concepts["exception"].children]

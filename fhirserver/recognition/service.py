@@ -1,0 +1,266 @@
+"""Mutual recognition as FHIR: $recognize, $duplicate-check, the re-order rule, the computed mark, and the
+events the statistics count. Decisions come from rules.evaluate; this module gathers facts and records.
+
+Events are AuditEvents (type from CodeSystem hr-event: view, duplicate-prompt, recognition, override),
+so statistics are aggregations over stored resources, never counters that can drift.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from ..fhir.errors import FhirError, Issue, bad_request, not_found
+from ..fhir.interactions import create
+from ..fhir.interactions.context import FhirContext, RequestInfo
+from ..fhir.interactions.search import find
+from ..fhir.json_format import loads
+from ..store.repository import StoredVersion
+from .catalog import RecognitionCatalog, province
+from .facts import RESULT_TYPES, ResultFacts, result_facts
+from .rules import Decision, EvaluationContext, describe, evaluate, moment
+from .standing import Standing, read_standing
+
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+PRIOR_LIMIT = 50
+
+
+class RecognitionService:
+    def __init__(self, catalog: RecognitionCatalog, reorder_mode: str = "enforce") -> None:
+        self.catalog = catalog
+        self.reorder_mode = reorder_mode
+        c = catalog.canonical
+        self.event_system = f"{c}/CodeSystem/hr-event"
+        self.issue_system = f"{c}/CodeSystem/hr-detected-issue"
+        self.override_url = f"{c}/StructureDefinition/hr-override-reason"
+        self.saving_url = f"{c}/StructureDefinition/hr-saving"
+
+    # -- facts -------------------------------------------------------------------------------------------
+    def standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
+        return read_standing(ctx, self.catalog, reference) if reference else None
+
+    def requester(self, ctx: FhirContext, reference: str | None) -> Standing | None:
+        """The requesting institution: an Organization, or the organization of a PractitionerRole."""
+        if reference and reference.startswith("PractitionerRole/"):
+            role = ctx.repository.read_current("PractitionerRole", reference.split("/", 1)[1])
+            reference = (loads(role.text).get("organization") or {}).get("reference") if role and role.text else None
+        return self.standing(ctx, reference)
+
+    def exceptions(self, concepts: list[dict[str, Any]]) -> list[str]:
+        codes = [c.get("code", "") for concept in concepts for c in concept.get("coding", [])
+                 if c.get("system") == self.catalog.exception_system]
+        unknown = [code for code in codes if not self.catalog.is_exception(code)]
+        if unknown:
+            raise bad_request(f"context codes {', '.join(unknown)[:100]} are not clinical exceptions of "
+                              f"{self.catalog.exception_system}.", "context")
+        return codes
+
+    def decide(self, ctx: FhirContext, version: StoredVersion, context: EvaluationContext,
+               superseded: bool) -> tuple[Decision, Standing | None]:
+        facts = result_facts(loads(version.text or "{}"), self.catalog.item_system, ctx.planner.zone)
+        performer = self.standing(ctx, facts.performer)
+        return evaluate(self.catalog, facts, performer, context, superseded), performer
+
+    def prior_results(self, ctx: FhirContext, patient: str, item: str) -> list[tuple[StoredVersion, ResultFacts]]:
+        """The patient's results of the item, newest first (indexed lookups by subject + item)."""
+        found = []
+        for rtype in RESULT_TYPES:
+            for version in find(ctx, rtype, [("subject", patient), ("item", item)], PRIOR_LIMIT):
+                found.append((version, result_facts(loads(version.text or "{}"), self.catalog.item_system,
+                                                    ctx.planner.zone)))
+        return sorted(found, key=lambda pair: -(pair[1].date_ms or 0))
+
+    # -- $recognize ------------------------------------------------------------------------------------------
+    def recognize(self, ctx: FhirContext, resource_type: str, resource_id: str, requester_ref: str,
+                  when: str | None, context: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+        if mode not in ("check", "accept"):
+            raise bad_request("mode is check or accept.", "mode")
+        version = ctx.repository.read_current(resource_type, resource_id)
+        if version is None or version.deleted:
+            raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
+        requester = self.requester(ctx, requester_ref)
+        if requester is None:
+            raise bad_request(f"requester {requester_ref[:80]} is not a stored Organization (or PractitionerRole).",
+                              "requester")
+        evaluation = EvaluationContext(requester, moment(when, ctx.planner.zone), self.exceptions(context))
+        facts = result_facts(loads(version.text or "{}"), self.catalog.item_system, ctx.planner.zone)
+        newer = [f for _, f in self.prior_results(ctx, facts.patient, facts.item)
+                 if f.final and (f.date_ms or 0) > (facts.date_ms or 0)] if facts.patient and facts.item else []
+        decision, _ = self.decide(ctx, version, evaluation, superseded=bool(newer))
+        self.record(ctx, "view", decision, requester)
+        if mode == "accept":
+            if not decision.recognizable:
+                reasons = [Issue("business-rule", self.catalog.reason(r)["text"]) for r in decision.reasons]
+                raise FhirError(422, [Issue("business-rule", "This result cannot be recognized; see the reasons.",
+                                            expression=("mode",)), *reasons])
+            self.record(ctx, "recognition", decision, requester)
+        return self.parameters(decision)
+
+    def parameters(self, decision: Decision) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = [{"name": "recognizable", "valueBoolean": decision.recognizable}]
+        if decision.item:
+            parts.append({"name": "item", "valueCoding": self.catalog.item_coding(decision.item.code)})
+        if decision.valid_until():
+            parts.append({"name": "validUntil", "valueDateTime": decision.valid_until()})
+        parts += [{"name": "reason", "valueCodeableConcept": self.catalog.reason(r)} for r in decision.reasons]
+        parts.append({"name": "result", "valueReference": {"reference": decision.result.reference}})
+        return {"resourceType": "Parameters", "parameter": parts}
+
+    # -- $duplicate-check -------------------------------------------------------------------------------------
+    def order_facts(self, ctx: FhirContext, order: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(patient reference, item code) of a draft order; codes translated through the ConceptMaps."""
+        coded = ctx.item_coder({**order, "resourceType": "ServiceRequest"})
+        item = next((c.get("code") for c in (coded.get("code") or {}).get("coding", [])
+                     if c.get("system") == self.catalog.item_system), None)
+        subject = order.get("subject") or {}
+        patient = subject.get("reference")
+        identifier = subject.get("identifier")
+        if not patient and isinstance(identifier, dict) and identifier.get("value"):
+            token = f"{identifier.get('system', '')}|{identifier['value']}" if identifier.get("system") \
+                else identifier["value"]
+            matches = find(ctx, "Patient", [("identifier", token)], 2)
+            patient = f"Patient/{matches[0].id}" if len(matches) == 1 else None
+        return patient, item
+
+    def duplicates(self, ctx: FhirContext, order: dict[str, Any], exceptions: list[str],
+                   when: str | None = None) -> list[tuple[Decision, Standing | None, StoredVersion]]:
+        patient, item = self.order_facts(ctx, order)
+        if not patient or not item:
+            return []
+        requester = self.requester(ctx, (order.get("requester") or {}).get("reference"))
+        evaluation = EvaluationContext(requester, moment(when or order.get("authoredOn"), ctx.planner.zone),
+                                       exceptions)
+        out, newest_final_seen = [], False
+        for version, facts in self.prior_results(ctx, patient, item):
+            decision, performer = self.decide(ctx, version, evaluation, superseded=newest_final_seen)
+            newest_final_seen = newest_final_seen or facts.final
+            out.append((decision, performer, version))
+        return out
+
+    def duplicate_check(self, ctx: FhirContext, order: dict[str, Any], context: list[dict[str, Any]],
+                        base_url: str, record: bool = True) -> dict[str, Any]:
+        if not isinstance(order, dict) or order.get("resourceType") != "ServiceRequest":
+            raise bad_request("request must be a ServiceRequest (the draft order).", "request")
+        found = self.duplicates(ctx, order, self.exceptions(context))
+        requester = self.requester(ctx, (order.get("requester") or {}).get("reference"))
+        entries: list[dict[str, Any]] = []
+        for decision, performer, _version in found:
+            issue = self.detected_issue(decision, performer, order)
+            if record:
+                stored = create.create(ctx, "DetectedIssue", issue, RequestInfo(base_url=base_url))
+                assert stored.version is not None
+                issue = loads(stored.version.text or "{}")
+                if decision.recognizable:
+                    self.record(ctx, "duplicate-prompt", decision, requester)
+            entries.append({"fullUrl": f"{base_url}/DetectedIssue/{issue['id']}" if "id" in issue
+                            else f"urn:uuid:{uuid.uuid4()}", "resource": issue})
+        if record and found and requester is not None:
+            self.record(ctx, "view", found[0][0], requester)
+        entries += [{"fullUrl": f"{base_url}/{v.resource_type}/{v.id}", "resource": loads(v.text or "{}")}
+                    for _, _, v in found]
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
+                                  "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if entries:
+            bundle["entry"] = entries
+        return bundle
+
+    def detected_issue(self, decision: Decision, performer: Standing | None, order: dict[str, Any]) -> dict[str, Any]:
+        code = "recognizable" if decision.recognizable else "not-recognizable"
+        issue: dict[str, Any] = {
+            "resourceType": "DetectedIssue", "status": "final",
+            "code": {"coding": [{"system": ACT_CODE, "code": "DUPTHPY", "display": "Duplicate Therapy Alert"},
+                                {"system": self.issue_system, "code": code}]},
+            "severity": "moderate" if decision.recognizable else "low",
+            "identifiedDateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "implicated": [{"reference": decision.result.reference}],
+            "detail": describe(self.catalog, decision, performer)}
+        if decision.result.patient:
+            issue["patient"] = {"reference": decision.result.patient}
+        if decision.reasons:
+            issue["evidence"] = [{"code": [self.catalog.reason(r) for r in decision.reasons]}]
+        return issue
+
+    # -- the re-order rule (a before_write hook on ServiceRequest) ---------------------------------------------
+    def reorder_rule(self, ctx: FhirContext, resource: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+        if (self.reorder_mode == "off" or resource.get("resourceType") != "ServiceRequest"
+                or resource.get("status") not in ("draft", "active")):
+            return resource, []
+        recognizable = [(d, p) for d, p, _ in self.duplicates(ctx, resource, []) if d.recognizable]
+        if not recognizable or self.override_reason(resource) is not None:
+            return resource, []
+        issues = [Issue("business-rule", describe(self.catalog, d, p), severity="error",
+                        expression=("ServiceRequest.code",)) for d, p in recognizable]
+        issues.append(Issue("business-rule", "A recognizable result of this item exists. Use it, or re-order with "
+                                             f"the extension {self.override_url} giving the reason (a code from "
+                                             f"{self.catalog.exception_system}, free text allowed).",
+                            expression=("ServiceRequest.extension",)))
+        if self.reorder_mode == "enforce":
+            raise FhirError(status=422, issues=issues)
+        return resource, [Issue(i.code, i.diagnostics, "warning", i.expression) for i in issues]
+
+    def override_reason(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        for extension in resource.get("extension", []):
+            if extension.get("url") == self.override_url:
+                return extension.get("valueCodeableConcept") or {}
+        return None
+
+    def record_override(self, ctx: FhirContext, version: StoredVersion, resource: dict[str, Any]) -> None:
+        """after_write: an order stored with an override reason is an override event."""
+        if resource.get("resourceType") != "ServiceRequest" or version.vid != 1:
+            return
+        reason = self.override_reason(resource)
+        if reason is None:
+            return
+        found = [(d, p) for d, p, _ in self.duplicates(ctx, resource, []) if d.recognizable]
+        if found:
+            requester = self.requester(ctx, (resource.get("requester") or {}).get("reference"))
+            self.record(ctx, "override", found[0][0], requester, reason=reason,
+                        order=f"ServiceRequest/{version.id}")
+
+    # -- the mark (a before_write hook on results) ---------------------------------------------------------------
+    def mark_rule(self, ctx: FhirContext, resource: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+        if resource.get("resourceType") not in RESULT_TYPES:
+            return resource, []
+        meta = dict(resource.get("meta") or {})
+        tags = [t for t in meta.get("tag", []) if t.get("system") != self.catalog.mark_system]  # never trusted
+        facts = result_facts(resource, self.catalog.item_system, ctx.planner.zone)
+        performer = self.standing(ctx, facts.performer)
+        item = self.catalog.item(facts.item) if facts.item else None
+        if (item is not None and item.active and facts.final and performer is not None and facts.date_ms
+                and performer.member_on(facts.date_ms) and performer.accredited_on(item.category, facts.date_ms)
+                and performer.level is not None and performer.level >= item.min_level):
+            home = province(performer.region)
+            scopes = [self.catalog.home_scope(home), *self.catalog.agreements(home, home)]
+            tags += [self.catalog.mark(s) for s in scopes if s and self.catalog.in_scope(s, item.code)]
+        if tags:
+            meta["tag"] = tags
+        else:
+            meta.pop("tag", None)
+        return {**resource, "meta": meta}, []
+
+    # -- events -------------------------------------------------------------------------------------------------
+    def record(self, ctx: FhirContext, kind: str, decision: Decision, requester: Standing | None,
+               reason: dict[str, Any] | None = None, order: str | None = None) -> None:
+        item = decision.item
+        event: dict[str, Any] = {
+            "resourceType": "AuditEvent",
+            "type": {"system": self.event_system, "code": kind},
+            "action": "E", "recorded": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z",
+            "outcome": "0",
+            "agent": [{"who": {"reference": requester.reference} if requester else {"display": "unknown"},
+                       "requestor": True}],
+            "source": {"site": province(requester.region) if requester and requester.region else "unknown",
+                       "observer": {"display": "fhirserver recognition"}},
+            "entity": [{"what": {"reference": decision.result.reference}}]}
+        if item is not None:
+            event["subtype"] = [self.catalog.item_coding(item.code), self.catalog.item_coding(item.category)]
+        if decision.result.patient:
+            event["entity"].append({"what": {"reference": decision.result.patient}})
+        if order:
+            event["entity"].append({"what": {"reference": order}})
+        if reason is not None:
+            event["purposeOfEvent"] = [reason]
+        if kind == "recognition" and item is not None:
+            event["extension"] = [{"url": self.saving_url, "valueDecimal": item.price}]
+        create.create(ctx, "AuditEvent", event, RequestInfo(base_url=""))

@@ -1,0 +1,80 @@
+"""An institution's standing, read from standard resources (see README: how a hospital's standing is written):
+level = Organization.type from hr-institution-level; region = the hr-region extension; network membership
+and QC accreditation = OrganizationAffiliation (code network-member / qc-accredited, specialty = category,
+period = admitted..exited, active)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..fhir.json_format import loads
+from ..fhir.search.values import date_range
+from .catalog import RecognitionCatalog
+
+
+@dataclass(frozen=True)
+class Affiliation:
+    code: str
+    categories: tuple[str, ...]
+    start_ms: float
+    end_ms: float
+    active: bool
+
+    def covers(self, moment_ms: float) -> bool:
+        return self.active and self.start_ms <= moment_ms < self.end_ms
+
+
+@dataclass
+class Standing:
+    reference: str
+    name: str = ""
+    level: int | None = None
+    region: str | None = None
+    affiliations: list[Affiliation] = field(default_factory=list)
+
+    def member_on(self, moment_ms: float) -> bool:
+        return any(a.code == "network-member" and a.covers(moment_ms) for a in self.affiliations)
+
+    def accredited_on(self, category: str, moment_ms: float) -> bool:
+        return any(a.code == "qc-accredited" and category in a.categories and a.covers(moment_ms)
+                   for a in self.affiliations)
+
+
+def read_standing(ctx, catalog: RecognitionCatalog, reference: str) -> Standing | None:
+    """The standing of Organization/<id> as stored now; None when the organization does not exist."""
+    from ..fhir.interactions.search import find
+
+    if not reference.startswith("Organization/"):
+        return None
+    current = ctx.repository.read_current("Organization", reference.split("/", 1)[1])
+    if current is None or current.deleted or current.text is None:
+        return None
+    org = loads(current.text)
+    standing = Standing(reference=reference, name=org.get("name", ""))
+    level_system = f"{catalog.canonical}/CodeSystem/hr-institution-level"
+    for concept in org.get("type", []):
+        for coding in concept.get("coding", []):
+            if coding.get("system") == level_system and str(coding.get("code", ""))[:1].isdigit():
+                standing.level = int(str(coding["code"])[0])
+    for extension in org.get("extension", []):
+        if extension.get("url", "").endswith("/StructureDefinition/hr-region"):
+            standing.region = (extension.get("valueCoding") or {}).get("code")
+    zone = ctx.planner.zone
+    affiliation_system = f"{catalog.canonical}/CodeSystem/hr-affiliation"
+    for version in find(ctx, "OrganizationAffiliation", [("participating-organization", reference)], 200):
+        data = loads(version.text or "{}")
+        period = data.get("period") or {}
+        start = date_range(period["start"], zone).lo if period.get("start") else float("-inf")
+        end = date_range(period["end"], zone).hi if period.get("end") else float("inf")
+        categories = tuple(c.get("code") for s in data.get("specialty", []) for c in s.get("coding", []))
+        for concept in data.get("code", []):
+            for coding in concept.get("coding", []):
+                if coding.get("system") == affiliation_system:
+                    standing.affiliations.append(Affiliation(coding["code"], categories, start, end,
+                                                             data.get("active", True) is not False))
+    return standing
+
+
+def to_ms(moment: datetime) -> float:
+    return moment.timestamp() * 1000

@@ -1,0 +1,79 @@
+"""$statistics: a MeasureReport of recognition activity, aggregated in MongoDB from the recorded events
+(AuditEvent of type hr-event), never kept as counters. http://hl7.org/fhir/R4/measurereport.html"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..fhir.errors import bad_request
+from ..fhir.interactions.context import FhirContext
+from ..fhir.search.query import Criterion
+from ..fhir.search.values import ValueFormatError
+from ..store.indexes import index_field
+from .catalog import CATEGORY_CODES, RecognitionCatalog, province
+
+GROUPS = (("view", "跨机构调阅次数 Cross-institution views"),
+          ("duplicate-prompt", "重复检查提示次数 Duplicate prompts"),
+          ("recognition", "互认次数 Recognitions accepted"),
+          ("repeat-avoided", "避免重复检查次数 Repeats avoided"),
+          ("override", "有理由复查次数 Overrides"))
+
+
+def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None, end: str | None,
+               region: str | None, organization: str | None, category: str | None) -> dict[str, Any]:
+    event_system = f"{catalog.canonical}/CodeSystem/hr-event"
+    criteria: list[Criterion] = []
+    try:
+        if start:
+            criteria.append(Criterion("date", "date", None, (f"ge{start}",), "period-start"))
+        if end:
+            criteria.append(Criterion("date", "date", None, (f"le{end}",), "period-end"))
+        base_filter = ctx.planner.plan(criteria)
+    except ValueFormatError:
+        raise bad_request("period-start and period-end are FHIR dates, e.g. 2026-01-01.") from None
+    clauses = [base_filter]
+    if region:
+        if province(region) is None:
+            raise bad_request("region is a GB/T 2260 code such as 500000.", "region")
+        clauses.append({index_field("site"): {"$in": [province(region)]}})
+    if organization:
+        reference = organization if "/" in organization else f"Organization/{organization}"
+        clauses.append({index_field("agent"): {"$in": [reference]}})
+    if category:
+        if category not in CATEGORY_CODES:
+            raise bad_request(f"category is one of {', '.join(CATEGORY_CODES)}.", "category")
+        clauses.append({index_field("subtype"): {"$in": [f"{catalog.item_system}|{category}"]}})
+    base = {"$and": clauses}
+
+    def count(kind: str) -> tuple[int, float]:
+        match = {"$and": [base, {index_field("type"): {"$in": [f"{event_system}|{kind}"]}}]}
+        rows = ctx.repository.aggregate("AuditEvent", [
+            {"$match": match}, {"$group": {"_id": None, "n": {"$sum": 1}, "saving": {"$sum": "$so.saving"}}}])
+        return (int(rows[0]["n"]), float(rows[0]["saving"])) if rows else (0, 0.0)
+
+    counts = {kind: count(kind) for kind in ("view", "duplicate-prompt", "recognition", "override")}
+    recognized, saved = counts["recognition"]
+    by_reason = ctx.repository.aggregate("AuditEvent", [
+        {"$match": {"$and": [base, {index_field("type"): {"$in": [f"{event_system}|override"]}}]}},
+        {"$unwind": f"${index_field('reason')}"},
+        {"$group": {"_id": f"${index_field('reason')}", "n": {"$sum": 1}}}])
+    reasons = sorted((row["_id"].split("|", 1)[1], int(row["n"])) for row in by_reason
+                     if isinstance(row["_id"], str) and row["_id"].startswith(f"{catalog.exception_system}|"))
+    values = {"view": counts["view"][0], "duplicate-prompt": counts["duplicate-prompt"][0],
+              "recognition": recognized, "repeat-avoided": recognized, "override": counts["override"][0]}
+    groups: list[dict[str, Any]] = [
+        {"code": {"coding": [{"system": event_system, "code": code}], "text": text},
+         "measureScore": {"value": values[code]}} for code, text in GROUPS]
+    groups.append({"code": {"text": "节省费用(元) Money saved (CNY)"},
+                   "measureScore": {"value": round(saved, 2), "unit": "CNY", "system": "urn:iso:std:iso:4217",
+                                    "code": "CNY"}})
+    if reasons:
+        groups[4]["stratifier"] = [{"code": [{"text": "reason"}], "stratum": [
+            {"value": catalog.reason(code), "measureScore": {"value": n}} for code, n in reasons]}]
+    now = datetime.now(UTC)
+    return {"resourceType": "MeasureReport", "status": "complete", "type": "summary",
+            "measure": f"{catalog.canonical}/Measure/hr-recognition",
+            "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "period": {"start": start or "1900-01-01", "end": end or now.strftime("%Y-%m-%d")},
+            "group": groups}
