@@ -20,6 +20,7 @@ from fhirserver.fhir.search.query import MODIFIERS  # noqa: E402
 
 START, END = "<!-- search-table:start -->", "<!-- search-table:end -->"
 ARTIFACTS_START, ARTIFACTS_END = "<!-- artifacts-table:start -->", "<!-- artifacts-table:end -->"
+RULES_START, RULES_END = "<!-- rules-table:start -->", "<!-- rules-table:end -->"
 FORMS = {
     "token": "`system|code`, `code`, `|code`, `system|`",
     "reference": "`Type/id`, `id`, absolute URL; chains `.param`; `:Type`",
@@ -64,8 +65,38 @@ def artifacts_table() -> str:
     return "\n".join(lines)
 
 
+def rules_table() -> str:
+    """Reasons and exceptions from CodeSystem hr-exception; default windows from CodeSystem hr-item."""
+    import json
+
+    cs = json.loads((ROOT / "terminology" / "CodeSystem-hr-exception.json").read_text(encoding="utf-8"))
+    groups = {g["code"]: g for g in cs["concept"]}
+    lines = ["| reason (`hr-exception`) | 中文 | when |", "|---|---|---|"]
+    for concept in groups["not-recognized"]["concept"]:
+        lines.append(f"| `{concept['code']}` | {concept['display']} | {concept['definition']} |")
+    lines += ["", "| clinical exception (the doctor's judgement) | 中文 | scope |", "|---|---|---|"]
+    for concept in groups["exception"]["concept"]:
+        scope = next((p["valueCode"] for p in concept.get("property", []) if p["code"] == "scope"), "national")
+        lines.append(f"| `{concept['code']}` | {concept['display']} | {scope} |")
+    items = json.loads((ROOT / "terminology" / "CodeSystem-hr-item.json").read_text(encoding="utf-8"))
+    lines += ["", "| sub-category | items | default validity window (days) | min. level |", "|---|---|---|---|"]
+    for category in items["concept"]:
+        children = category.get("concept", [])
+        groups = children if any("concept" in c for c in children) else [category]  # ECG, PATH: items directly
+        for group in groups:
+            leaves = group.get("concept", [group])
+            days = [p["valueInteger"] for c in leaves for p in c.get("property", []) if p["code"] == "validity-days"]
+            levels = [p["valueInteger"] for c in leaves for p in c.get("property", []) if p["code"] == "min-level"]
+            if days:
+                span = f"{min(days)}" if min(days) == max(days) else f"{min(days)}-{max(days)}"
+                level = f"{min(levels)}" if min(levels) == max(levels) else f"{min(levels)}-{max(levels)}"
+                lines.append(f"| {group['code']} {group['display']} | {len(leaves)} | {span} | {level} |")
+    return "\n".join(lines)
+
+
 def generated() -> list[tuple[str, str, str]]:
-    return [(START, table(), END), (ARTIFACTS_START, artifacts_table(), ARTIFACTS_END)]
+    return [(START, table(), END), (ARTIFACTS_START, artifacts_table(), ARTIFACTS_END),
+            (RULES_START, rules_table(), RULES_END)]
 
 
 def main() -> None:
