@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .api import cdshooks, operations, rest
+from .api import cdshooks, dicomweb, operations, rest
 from .api.responses import render_error, render_unexpected
 from .config import Settings
 from .fhir.errors import FhirError
@@ -25,8 +25,11 @@ from .fhir.search.planner import Planner
 from .fhir.search.query import QueryParser
 from .fhir.search.values import parse_zone
 from .fhir.validation import ResourceValidator
+from .imaging.service import ImagingService
+from .imaging.studies import StudyBuilder
 from .recognition.catalog import RecognitionCatalog
 from .recognition.service import RecognitionService
+from .store.blobs import DicomStore
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.repository import ResourceRepository
@@ -47,6 +50,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     for resource in [*terminology.resources, *profile_resources]:
         conformance.setdefault(resource["resourceType"], []).append(resource)
     ensure_schema(connection.db, SUPPORTED_TYPES, database_indexed_parameters(registry))
+    DicomStore(connection.db).ensure_indexes()
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
     zone = parse_zone(settings.timezone)
     ctx = FhirContext(
@@ -89,6 +93,9 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.register_blueprint(operations.blueprint(ctx, recognition), url_prefix="/fhir")
     app.register_blueprint(cdshooks.blueprint(ctx, recognition), url_prefix="/cds-services")
+    store = DicomStore(ctx.repository.database, settings.store_timeout_ms)
+    imaging = ImagingService(store, StudyBuilder(ctx.terminology, settings.canonical_base), settings.max_dicom_bytes)
+    app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")
     _register_error_handlers(app, settings)
     return app

@@ -84,6 +84,19 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_dicom(args: argparse.Namespace) -> int:
+    from .imaging.ingest import ingest, report
+
+    base = args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir"
+    try:
+        summary = ingest(base.rstrip("/").rsplit("/fhir", 1)[0] + "/dicomweb", args.paths)
+    except OSError as exc:
+        log.error("ingest failed: %s", exc)
+        return 1
+    print(report(summary))
+    return 1 if summary.rejected else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fhirserver", description="FHIR R4 server for mutual recognition "
                                                                     "of test and imaging results.")
@@ -102,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--url", default=None, help="FHIR base URL (default http://127.0.0.1:8080/fhir, "
                                                   "env FHIRSERVER_BASE_URL)")
     load.add_argument("--batch-size", type=int, default=500, help="entries per transaction (default 500)")
+    dicom = sub.add_parser("ingest-dicom", help="send DICOM files and folders (recursive) to a running server")
+    dicom.add_argument("paths", nargs="+", type=Path, help="DICOM files or folders")
+    dicom.add_argument("--url", default=None, help="FHIR base URL of the server (default http://127.0.0.1:8080/fhir)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -109,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "load":
             return _load(args)
+        if args.command == "ingest-dicom":
+            return _ingest_dicom(args)
     except SettingsError as exc:
         log.error("configuration error: %s", exc)
         return 2

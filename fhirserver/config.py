@@ -54,6 +54,7 @@ class Settings:
     canonical_base: str = DEFAULT_CANONICAL
     enforce_profiles: tuple[str, ...] = ()
     reorder_rule: str = "enforce"
+    max_dicom_bytes: int = 512 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -77,6 +78,7 @@ class Settings:
             max_bundle_entries=_int(env, "FHIRSERVER_MAX_BUNDLE_ENTRIES", cls.max_bundle_entries, 1000),
             canonical_base=(env.get("FHIRSERVER_CANONICAL_BASE") or DEFAULT_CANONICAL).rstrip("/"),
             reorder_rule=(env.get("FHIRSERVER_REORDER_RULE") or "enforce").lower(),
+            max_dicom_bytes=_int(env, "FHIRSERVER_MAX_DICOM_BYTES", cls.max_dicom_bytes, 1024),
             enforce_profiles=tuple(p.strip() for p in (env.get("FHIRSERVER_ENFORCE_PROFILES") or "").split(",")
                                    if p.strip()),
         )

@@ -246,6 +246,7 @@ def main() -> None:
                                                                    "value": category}]}]))
     build_small_codesystems()
     build_conceptmaps(rows)
+    build_bodypart_map()
     build_profiles()
     print(f"{len(rows)} items; scopes: sichuan {len(sichuan)}, chongqing {len(chongqing)}, guizhou {len(guizhou)}, "
           f"hunan {len(hunan)}, chuanyu {len(chuanyu)}")
@@ -398,6 +399,24 @@ def build_conceptmaps(rows: list[dict[str, Any]]) -> None:
                   "group": [{"source": "http://dicom.nema.org/resources/ontology/DCM", "target": ITEM,
                              "element": [{"code": m, "target": targets} for m, targets in by_modality.items()]}]})
     write("terminology", dicom)
+
+
+# DICOM BodyPartExamined -> SNOMED CT body structure, for ImagingStudy.series.bodySite (only codes we are sure of).
+BODY_PART_SNOMED = {"HEAD": ("69536005", "Head structure"), "BRAIN": ("12738006", "Brain structure"),
+                    "NECK": ("45048000", "Neck structure"), "CHEST": ("51185008", "Thoracic structure"),
+                    "ABDOMEN": ("113345001", "Abdominal structure"), "PELVIS": ("12921003", "Pelvic structure"),
+                    "HEART": ("80891009", "Heart structure"), "LIVER": ("10200004", "Liver structure"),
+                    "KIDNEY": ("64033007", "Kidney structure"), "KNEE": ("72696002", "Knee region structure")}
+
+
+def build_bodypart_map() -> None:
+    cm = base("ConceptMap", "hr-dicom-bodypart-to-snomed", "HRDicomBodyPartToSnomed", "DICOM 检查部位 -> SNOMED CT",
+              "DICOM BodyPartExamined values to SNOMED CT body structures (the values whose code is certain).")
+    cm.update({"sourceUri": "http://dicom.nema.org/resources/ontology/DCM", "targetUri": "http://snomed.info/sct?fhir_vs",
+               "group": [{"source": "http://dicom.nema.org/resources/ontology/DCM", "target": "http://snomed.info/sct",
+                          "element": [{"code": part, "target": [{"code": code, "display": display, "equivalence": "equivalent"}]}
+                                      for part, (code, display) in BODY_PART_SNOMED.items()]}]})
+    write("terminology", cm)
 
 
 def _imaging_loinc() -> list[dict[str, Any]]:

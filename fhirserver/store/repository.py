@@ -107,6 +107,11 @@ class ResourceRepository:
         self._max_time_ms = max_time_ms
         self.replica_set = replica_set
 
+    @property
+    def database(self) -> Database:
+        """For sibling stores in store/ (e.g. DICOM objects) that share the connection."""
+        return self._db
+
     # -- reads -------------------------------------------------------------------------------
     def read_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The newest version, deleted or not (http://hl7.org/fhir/R4/http.html#read)."""

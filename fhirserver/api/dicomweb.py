@@ -1,0 +1,219 @@
+"""DICOMweb (PS3.18): STOW-RS store, WADO-RS retrieve / metadata / rendered, QIDO-RS search, at /dicomweb.
+
+Objects come back byte for byte as stored. Errors are FHIR OperationOutcomes like everywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from ..fhir.errors import FhirError, bad_request, not_found
+from ..fhir.interactions.context import FhirContext
+from ..fhir.json_format import dumps
+from ..imaging.service import ImagingService
+from .responses import render_error
+
+DICOM_JSON = "application/dicom+json"
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+QIDO_STUDY = {"PatientID": "patient_id", "AccessionNumber": "accession", "StudyInstanceUID": "study",
+              "ModalitiesInStudy": "modality", "StudyDate": "study_date"}
+STUDY_TAGS = ("00080020", "00080030", "00080050", "00080061", "00080090", "00081030", "00100010", "00100020",
+              "00100030", "00100040", "0020000D", "00200010")
+SERIES_TAGS = ("00080060", "0008103E", "0020000E", "00200011", "00180015")
+INSTANCE_TAGS = ("00080016", "00080018", "00200013", "00280010", "00280011", "00280008")
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str], bytes]]:
+    """multipart/related parts as (headers, bytes); the body of each part is kept exactly."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not content_type.lower().startswith("multipart/related") or match is None:
+        raise FhirError.of(415, "not-supported", 'STOW-RS takes multipart/related; type="application/dicom" '
+                                                 "with a boundary.")
+    delimiter = b"--" + match.group(1).encode("latin1")
+    parts = []
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, separator, data = chunk.lstrip(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        headers = {}
+        for line in head.decode("latin1").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        parts.append((headers, data[:-2] if data.endswith(b"\r\n") else data))
+    return parts
+
+
+def _multipart(objects: list[bytes]) -> Response:
+    boundary = uuid.uuid4().hex
+    body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n"
+                    for data in objects) + b"--" + boundary.encode() + b"--\r\n"
+    return Response(body, status=200, content_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+
+
+def _uid(value: str, name: str) -> str:
+    if not _UID.match(value) or len(value) > 64:
+        raise bad_request(f"{name} must be a DICOM UID.")
+    return value
+
+
+def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
+    bp = Blueprint("dicomweb", __name__)
+
+    @bp.before_request
+    def allow_large_objects() -> None:
+        # DICOM objects are larger than FHIR resources: STOW bodies get their own limit.
+        request.max_content_length = ctx.settings.max_dicom_bytes * 4
+
+    def fhir_base() -> str:
+        return ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir"
+
+    def wado_base() -> str:
+        return fhir_base().rsplit("/fhir", 1)[0] + "/dicomweb"
+
+    def guarded(produce: Any) -> Response:
+        try:
+            return produce()
+        except FhirError as error:
+            return render_error(error, request)
+
+    def instances(study: str, series: str | None = None, sop: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"study": _uid(study, "StudyInstanceUID")}
+        if series:
+            query["series"] = _uid(series, "SeriesInstanceUID")
+        if sop:
+            query["_id"] = _uid(sop, "SOPInstanceUID")
+        found = imaging.store.find(query)
+        if not found:
+            raise not_found("No such DICOM object stored here.")
+        return found
+
+    @bp.post("/studies")
+    def stow() -> Response:
+        def produce() -> Response:
+            parts = parse_multipart(request.get_data(cache=False), request.headers.get("Content-Type", ""))
+            if not parts:
+                raise bad_request("The multipart body holds no parts.")
+            referenced, failed, studies = [], [], []
+            for headers, data in parts:
+                if headers.get("content-type", "application/dicom").split(";")[0] != "application/dicom":
+                    failed.append({"00081197": {"vr": "US", "Value": [0xC000]}})
+                    continue
+                outcome = imaging.ingest(data)
+                if outcome.stored:
+                    referenced.append({"00081150": {"vr": "UI", "Value": [outcome.sop_class]},
+                                       "00081155": {"vr": "UI", "Value": [outcome.sop_uid]},
+                                       "00081190": {"vr": "UR",
+                                                    "Value": [f"{wado_base()}/studies/{outcome.study_uid}"]}})
+                    if outcome.study_uid not in studies:
+                        studies.append(outcome.study_uid)
+                else:
+                    item: dict[str, Any] = {"00081197": {"vr": "US", "Value": [outcome.code]},
+                                            "00000902": {"vr": "LO", "Value": [outcome.reason[:64]]}}
+                    if outcome.sop_uid:
+                        item["00081155"] = {"vr": "UI", "Value": [outcome.sop_uid]}
+                    failed.append(item)
+            for study in studies:
+                imaging.refresh_study(ctx, study, fhir_base())
+            answer: dict[str, Any] = {}
+            if referenced:
+                answer["00081199"] = {"vr": "SQ", "Value": referenced}
+            if failed:
+                answer["0008119A"] = {"vr": "SQ", "Value": failed}
+            status = 200 if not failed else (409 if not referenced else 202)
+            return Response(json.dumps(answer), status=status, content_type=DICOM_JSON)
+        return guarded(produce)
+
+    @bp.get("/studies/<study>")
+    @bp.get("/studies/<study>/series/<series>")
+    @bp.get("/studies/<study>/series/<series>/instances/<sop>")
+    def retrieve(study: str, series: str | None = None, sop: str | None = None) -> Response:
+        return guarded(lambda: _multipart([imaging.store.read(d) for d in instances(study, series, sop)]))
+
+    @bp.get("/studies/<study>/metadata")
+    @bp.get("/studies/<study>/series/<series>/metadata")
+    @bp.get("/studies/<study>/series/<series>/instances/<sop>/metadata")
+    def metadata(study: str, series: str | None = None, sop: str | None = None) -> Response:
+        return guarded(lambda: Response(dumps([d["meta"] for d in instances(study, series, sop)]),
+                                        content_type=DICOM_JSON))
+
+    @bp.get("/studies/<study>/series/<series>/instances/<sop>/rendered")
+    @bp.get("/studies/<study>/series/<series>/instances/<sop>/frames/<int:frame>/rendered")
+    def rendered(study: str, series: str, sop: str, frame: int = 1) -> Response:
+        def produce() -> Response:
+            document = instances(study, series, sop)[0]
+            try:
+                return Response(imaging.render(document, frame), content_type="image/png")
+            except IndexError:
+                raise not_found(f"Frame {frame} does not exist in this object.") from None
+            except ValueError as exc:
+                raise FhirError.of(406, "not-supported", f"Cannot render this object: {exc}.") from None
+        return guarded(produce)
+
+    @bp.get("/studies")
+    def search_studies() -> Response:
+        return guarded(lambda: _qido(imaging, "study", {}, STUDY_TAGS))
+
+    @bp.get("/studies/<study>/series")
+    def search_series(study: str) -> Response:
+        return guarded(lambda: _qido(imaging, "series", {"study": _uid(study, "StudyInstanceUID")},
+                                     STUDY_TAGS + SERIES_TAGS))
+
+    @bp.get("/studies/<study>/series/<series>/instances")
+    def search_instances(study: str, series: str) -> Response:
+        return guarded(lambda: _qido(imaging, "_id", {"study": _uid(study, "StudyInstanceUID"),
+                                                      "series": _uid(series, "SeriesInstanceUID")},
+                                     STUDY_TAGS + SERIES_TAGS + INSTANCE_TAGS))
+
+    return bp
+
+
+def _qido(imaging: ImagingService, level: str, base: dict[str, Any], tags: tuple[str, ...]) -> Response:
+    """QIDO-RS: PatientID, StudyDate (YYYYMMDD or a range A-B), ModalitiesInStudy, AccessionNumber,
+    StudyInstanceUID, limit, offset; answers one DICOM JSON object per study, series or instance."""
+    query = dict(base)
+    for name, value in request.args.items():
+        if name in ("limit", "offset", "includefield", "fuzzymatching"):
+            continue
+        field = QIDO_STUDY.get(name)
+        if field is None:
+            raise bad_request(f"QIDO-RS parameter {name[:40]} is not supported; supported: "
+                              f"{', '.join(QIDO_STUDY)}, limit, offset.")
+        if field == "study_date":
+            low, _, high = value.partition("-")
+            if not re.match(r"^\d{8}$", low or "00000000") or not re.match(r"^\d{8}$", high or "99991231"):
+                raise bad_request("StudyDate is YYYYMMDD or a range YYYYMMDD-YYYYMMDD.")
+            query["study_date"] = {"$gte": int(low or 0), "$lte": int(high or 99991231)} if "-" in value \
+                else {"$in": [int(low)]}
+        elif field == "modality":
+            query["modality"] = {"$in": [v for v in value.split(",") if v]}
+        else:
+            query[field] = {"$in": [value]}
+    limit, offset = request.args.get("limit", "100"), request.args.get("offset", "0")
+    if not limit.isdigit() or not offset.isdigit() or int(limit) > 1000:
+        raise bad_request("limit and offset are whole numbers; limit at most 1000.")
+    if "modality" in query and level == "study":  # ModalitiesInStudy: any instance of the study
+        studies = sorted({d["study"] for d in imaging.store.find(query)})
+        query = {"study": {"$in": studies}} if studies else {"study": {"$in": []}}
+    found = imaging.store.find(query)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for document in found:
+        groups.setdefault(document[level], []).append(document)
+    rows = []
+    for members in list(groups.values())[int(offset): int(offset) + int(limit)]:
+        meta = members[0]["meta"]
+        row = {tag: meta[tag] for tag in tags if tag in meta}
+        if level == "study":
+            row["00080061"] = {"vr": "CS", "Value": sorted({m["modality"] for m in members if m["modality"]})}
+            row["00201206"] = {"vr": "IS", "Value": [len({m["series"] for m in members})]}
+            row["00201208"] = {"vr": "IS", "Value": [len(members)]}
+        elif level == "series":
+            row["00201209"] = {"vr": "IS", "Value": [len(members)]}
+        rows.append(row)
+    return Response(dumps(rows), content_type=DICOM_JSON)

@@ -1,0 +1,1 @@
+"""Imaging: DICOM in (pydicom), ImagingStudy out, original objects served losslessly over DICOMweb."""

@@ -1,0 +1,101 @@
+"""Storing DICOM objects and keeping their ImagingStudy current (STOW-RS and `fhirserver ingest-dicom`)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+from ..fhir.interactions.context import FhirContext
+from ..store.blobs import DicomStore
+from .dicom import DicomRejected, Instance, read_instance
+from .studies import StudyBuilder
+
+
+@dataclass(frozen=True)
+class Outcome:
+    sop_uid: str | None
+    sop_class: str | None
+    study_uid: str | None
+    stored: bool
+    reason: str = ""
+    code: int = 0
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class ImagingService:
+    def __init__(self, store: DicomStore, builder: StudyBuilder, max_bytes: int) -> None:
+        self.store = store
+        self.builder = builder
+        self.max_bytes = max_bytes
+
+    def ingest(self, data: bytes) -> Outcome:
+        try:
+            instance = read_instance(data, self.max_bytes)
+        except DicomRejected as rejected:
+            return Outcome(None, None, None, False, rejected.reason, rejected.code)
+        existing = self.store.get(instance.sop_uid)
+        if existing is not None:
+            if existing["sha256"] == instance.sha256:
+                return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, True)  # idempotent
+            return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, False,
+                           "A different object with this SOP Instance UID is already stored.", 0x0111)
+        self.store.put(self._document(instance), data)
+        return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, True)
+
+    def _document(self, instance: Instance) -> dict[str, Any]:
+        return {"_id": instance.sop_uid, "study": instance.study_uid, "series": instance.series_uid,
+                "sop_class": instance.sop_class, "transfer_syntax": instance.transfer_syntax,
+                "sha256": instance.sha256, "size": instance.size,
+                "patient_id": str(instance.value("PatientID") or ""),
+                "study_date": _int(str(instance.value("StudyDate") or "")[:8]) or 0,
+                "modality": str(instance.value("Modality") or ""),
+                "accession": str(instance.value("AccessionNumber") or ""),
+                "series_number": _int(instance.value("SeriesNumber")),
+                "instance_number": _int(instance.value("InstanceNumber")),
+                "meta": instance.metadata}
+
+    def refresh_study(self, ctx: FhirContext, study_uid: str, base_url: str) -> dict[str, Any]:
+        return self.builder.write(ctx, self.store.find({"study": study_uid}), base_url)
+
+    def render(self, document: dict[str, Any], frame: int = 1) -> bytes:
+        """A PNG of one frame, windowed from the header (uncompressed transfer syntaxes)."""
+        dataset = pydicom.dcmread(io.BytesIO(self.store.read(document)))
+        if pydicom.uid.UID(dataset.file_meta.TransferSyntaxUID).is_compressed:
+            raise ValueError("rendering of compressed transfer syntaxes is not supported")
+        if "PixelData" not in dataset:
+            raise ValueError("the object has no pixel data")
+        pixels = dataset.pixel_array
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        if frame < 1 or frame > frames:
+            raise IndexError(frame)
+        image = pixels[frame - 1] if frames > 1 else pixels
+        image = image.astype(np.float64) * float(dataset.get("RescaleSlope", 1) or 1) + float(
+            dataset.get("RescaleIntercept", 0) or 0)
+        center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+        if center is not None and width is not None:
+            center = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
+            width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
+            low, high = center - width / 2, center + width / 2
+        else:
+            low, high = float(image.min()), float(image.max())
+        scaled = np.clip((image - low) / max(high - low, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+        if image.ndim == 3:  # colour
+            picture = Image.fromarray(scaled, "RGB")
+        else:
+            picture = Image.fromarray(scaled, "L")
+            if str(dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+                picture = Image.eval(picture, lambda v: 255 - v)
+        out = io.BytesIO()
+        picture.save(out, format="PNG")
+        return out.getvalue()
