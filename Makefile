@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/fhirserver serve
+
+demo: $(STAMP)
+	$(BIN)/fhirserver demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

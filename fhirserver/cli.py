@@ -97,6 +97,29 @@ def _ingest_dicom(args: argparse.Namespace) -> int:
     return 1 if summary.rejected else 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import json
+
+    import requests
+
+    from .demo import bundles
+
+    base = (args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir").rstrip("/")
+    for bundle in bundles():
+        try:
+            response = requests.post(base, data=json.dumps(bundle, ensure_ascii=False).encode("utf-8"), timeout=120,
+                                     headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"})
+        except requests.RequestException:
+            log.error("cannot reach %s; start the server first (make run)", base)
+            return 1
+        if response.status_code != 200:
+            log.error("the server refused the demo data (HTTP %s): %s", response.status_code, response.text[:500])
+            return 1
+    print(f"demo network loaded into {base}: hospitals demo-cq-children (requester), demo-cq-yubei, "
+          f"demo-cq-township, demo-sc-huaxi; patients demo-xiaoming, demo-wangfang")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fhirserver", description="FHIR R4 server for mutual recognition "
                                                                     "of test and imaging results.")
@@ -118,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     dicom = sub.add_parser("ingest-dicom", help="send DICOM files and folders (recursive) to a running server")
     dicom.add_argument("paths", nargs="+", type=Path, help="DICOM files or folders")
     dicom.add_argument("--url", default=None, help="FHIR base URL of the server (default http://127.0.0.1:8080/fhir)")
+    demo = sub.add_parser("demo", help="load the demo Sichuan-Chongqing network into a running server")
+    demo.add_argument("--url", default=None, help="FHIR base URL (default http://127.0.0.1:8080/fhir)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -127,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             return _load(args)
         if args.command == "ingest-dicom":
             return _ingest_dicom(args)
+        if args.command == "demo":
+            return _demo(args)
     except SettingsError as exc:
         log.error("configuration error: %s", exc)
         return 2
