@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint demo clean
+.PHONY: install run test lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fhirserver demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --scale $(or $(SCALE),small)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
