@@ -97,8 +97,22 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     imaging = ImagingService(store, StudyBuilder(ctx.terminology, settings.canonical_base), settings.max_dicom_bytes)
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")
+    _register_health(app, ctx)
     _register_error_handlers(app, settings)
     return app
+
+
+def _register_health(app: Flask, ctx: FhirContext) -> None:
+    """/healthz: the process answers. /readyz: the store answers too (for load balancers and orchestrators)."""
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response(b'{"status":"ok"}', content_type="application/json")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        ctx.repository.ping()  # StoreUnavailable -> 503 OperationOutcome through the error handler
+        return Response(b'{"status":"ready"}', content_type="application/json")
 
 
 def _register_error_handlers(app: Flask, settings: Settings) -> None:

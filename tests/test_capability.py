@@ -51,3 +51,23 @@ def test_search_by_token_parameters_finds_the_resource(http, base):
         assert [e["resource"]["id"] for e in bundle.get("entry", [])] == [rid], params
         assert bundle["entry"][0]["search"]["mode"] == "match"
     assert "entry" not in http.get(f"{base}/Observation", params={"identifier": ident, "status": "amended"}).json()
+
+
+def test_health_and_readiness(base):
+    import requests
+
+    root = base.rsplit("/fhir", 1)[0]
+    assert requests.get(f"{root}/healthz", timeout=10).json() == {"status": "ok"}
+    assert requests.get(f"{root}/readyz", timeout=10).json() == {"status": "ready"}
+
+
+def test_recognition_operations_are_advertised_with_their_definitions(http, base):
+    statement = http.get(f"{base}/metadata").json()
+    rest = statement["rest"][0]
+    assert {"name": "statistics", "definition": "http://hr.example.org/fhir/OperationDefinition/hr-statistics"} in \
+        rest["operation"]
+    report = next(r for r in rest["resource"] if r["type"] == "DiagnosticReport")
+    assert {"name": "recognize", "definition": "http://hr.example.org/fhir/OperationDefinition/hr-recognize"} in \
+        report["operation"]
+    definition = http.get(f"{base}/OperationDefinition/hr-recognize").json()
+    assert definition["code"] == "recognize" and definition["instance"] is True

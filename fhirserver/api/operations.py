@@ -26,7 +26,7 @@ from .negotiation import check_body_type, response_media_type
 from .responses import render, render_error
 
 CONFORMANCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition", "SearchParameter",
-                     "CompartmentDefinition")
+                     "CompartmentDefinition", "OperationDefinition")
 SEARCHABLE = ("url", "name", "version", "status", "_id", "title")
 HL7 = "http://hl7.org/fhir/OperationDefinition"
 Handler = Callable[[FhirContext, RecognitionService, OperationInput, dict[str, Any] | None], dict[str, Any]]
@@ -205,8 +205,7 @@ def _stored(ctx: FhirContext, resource_type: str, rid: str) -> dict[str, Any]:
     return loads(version.text)
 
 
-def capability_operations(resource_type: str) -> list[dict[str, str]]:
-    """Operations of a type, or with resource_type "" the system-level ones."""
-    if not resource_type:
-        return [{"name": op.name, "definition": op.definition} for op in OPERATIONS if op.system]
-    return [{"name": op.name, "definition": op.definition} for op in OPERATIONS if resource_type in op.resource_types]
+def capability_operations(resource_type: str, canonical: str = DEFAULT_CANONICAL) -> list[dict[str, str]]:
+    """Operations of a type, or with resource_type "" the system-level ones (our definitions on `canonical`)."""
+    chosen = [op for op in OPERATIONS if (op.system if not resource_type else resource_type in op.resource_types)]
+    return [{"name": op.name, "definition": op.definition.replace(DEFAULT_CANONICAL, canonical)} for op in chosen]

@@ -86,8 +86,9 @@ def _body(patch_body: bool = False) -> Any:
 def blueprint(ctx: FhirContext) -> Blueprint:
     bp = Blueprint("fhir", __name__)
     handlers: dict[str, Callable[..., Any]] = {
-        "capabilities": lambda: Result(status=200, body=capability_statement(ctx, _interactions(), _base_url(ctx),
-                                                                             capability_operations)),
+        "capabilities": lambda: Result(status=200, body=capability_statement(
+            ctx, _interactions(), _base_url(ctx),
+            lambda rtype: capability_operations(rtype, ctx.settings.canonical_base))),
         "transaction": lambda: bundle.process(ctx, _body(), _info(ctx), prefer_return(request)),
         "create": lambda rtype: create.create(ctx, rtype, _body(), _info(ctx)),
         "search-type": lambda rtype: search.search(ctx, rtype, _info(ctx, _search_params())),

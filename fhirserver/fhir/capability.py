@@ -66,7 +66,7 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
             entry["operation"] = operations(rtype)
         resources.append(entry)
     for rtype in ("CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition", "SearchParameter",
-                  "CompartmentDefinition"):
+                  "CompartmentDefinition", "OperationDefinition"):
         served: dict[str, Any] = {"type": rtype, "interaction": [{"code": "read"}, {"code": "search-type"}],
                                   "searchParam": [{"name": n, "type": "token" if n in ("status", "_id") else "string"}
                                                   for n in ("url", "name", "version", "status", "_id", "title")]}

@@ -107,6 +107,10 @@ class ResourceRepository:
         self._max_time_ms = max_time_ms
         self.replica_set = replica_set
 
+    def ping(self) -> None:
+        """Raise StoreUnavailable when the database does not answer (readiness)."""
+        self._db.client.admin.command("ping")
+
     @property
     def database(self) -> Database:
         """For sibling stores in store/ (e.g. DICOM objects) that share the connection."""
