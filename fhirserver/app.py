@@ -32,6 +32,7 @@ from .recognition.service import RecognitionService
 from .store.blobs import DicomStore
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
+from .store.lookup import LookupIndex
 from .store.repository import ResourceRepository
 from .terminology.artifacts import load_folder
 from .terminology.enrich import ItemCoder
@@ -55,7 +56,8 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     zone = parse_zone(settings.timezone)
     ctx = FhirContext(
         settings=settings,
-        repository=ResourceRepository(connection.db, settings.store_timeout_ms, connection.replica_set),
+        repository=ResourceRepository(connection.db, settings.store_timeout_ms, connection.replica_set,
+                                      _lookup(settings, connection.db)),
         validator=validator, registry=registry, indexer=ResourceIndexer(registry, zone, settings.base_url),
         parser=QueryParser(registry), planner=Planner(zone, settings.base_url),
         elements=ElementFilter(settings.profiles_dir), compartments=Compartments(settings.profiles_dir),
@@ -66,6 +68,16 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     recognition = RecognitionService(RecognitionCatalog(terminology, settings.canonical_base), settings.reorder_rule)
     return replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
                    after_write=(recognition.record_override,)), recognition
+
+
+def _lookup(settings: Settings, db: Any) -> LookupIndex | None:
+    """On for the embedded engine (auto), whose array queries scan; MongoDB's multikey indexes suffice."""
+    wanted = settings.lookup_index == "on" or (settings.lookup_index == "auto" and not settings.mongodb_uri)
+    if not wanted:
+        return None
+    lookup = LookupIndex(db, settings.store_timeout_ms)
+    lookup.ensure(SUPPORTED_TYPES)
+    return lookup
 
 
 def binding_check(terminology: TerminologyService) -> Callable[[str, str | None, str], bool]:

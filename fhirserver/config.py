@@ -55,6 +55,7 @@ class Settings:
     enforce_profiles: tuple[str, ...] = ()
     reorder_rule: str = "enforce"
     max_dicom_bytes: int = 512 * 1024 * 1024
+    lookup_index: str = "auto"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             canonical_base=(env.get("FHIRSERVER_CANONICAL_BASE") or DEFAULT_CANONICAL).rstrip("/"),
             reorder_rule=(env.get("FHIRSERVER_REORDER_RULE") or "enforce").lower(),
             max_dicom_bytes=_int(env, "FHIRSERVER_MAX_DICOM_BYTES", cls.max_dicom_bytes, 1024),
+            lookup_index=(env.get("FHIRSERVER_LOOKUP_INDEX") or "auto").lower(),
             enforce_profiles=tuple(p.strip() for p in (env.get("FHIRSERVER_ENFORCE_PROFILES") or "").split(",")
                                    if p.strip()),
         )
@@ -96,6 +98,8 @@ class Settings:
             raise SettingsError(f"FHIRSERVER_MONGODB_DB {self.mongodb_db!r} is not a valid database name")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise SettingsError("FHIRSERVER_BASE_URL must start with http:// or https://")
+        if self.lookup_index not in ("auto", "on", "off"):
+            raise SettingsError("FHIRSERVER_LOOKUP_INDEX is auto, on or off")
         if self.reorder_rule not in ("enforce", "warn", "off"):
             raise SettingsError("FHIRSERVER_REORDER_RULE is enforce, warn or off")
         if not re.fullmatch(r"[+-]\d{2}:\d{2}", self.timezone):

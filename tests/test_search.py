@@ -335,3 +335,17 @@ def test_identifier_modifiers_uri_and_last_updated(http, base):
     stamp = with_identifier["meta"]["lastUpdated"]
     assert with_identifier["id"] in ids("Observation", f"_lastUpdated=ge{stamp[:19]}Z")
     assert ids("Observation", "_lastUpdated=lt2000-01-01") == []
+
+
+def test_search_follows_updates_and_deletes_of_indexed_values(http, base):
+    """The embedded engine's lookup index keeps stale keys; the full filter must still decide."""
+    tag = unique("moved")
+    meta = {"tag": [{"system": "urn:test", "code": tag}]}
+    created = post(http, base, observation(None, meta=meta, subject={"reference": f"Patient/{tag}-a"})).json()
+    assert search_ids(http, base, "Observation", f"subject=Patient/{tag}-a", tag) == [created["id"]]
+    moved = {**created, "subject": {"reference": f"Patient/{tag}-b"}}
+    http.put(f"{base}/Observation/{created['id']}", json=moved, headers={"Content-Type": FHIR_JSON})
+    assert search_ids(http, base, "Observation", f"subject=Patient/{tag}-a", tag) == []
+    assert search_ids(http, base, "Observation", f"subject=Patient/{tag}-b", tag) == [created["id"]]
+    http.delete(f"{base}/Observation/{created['id']}")
+    assert search_ids(http, base, "Observation", f"subject=Patient/{tag}-b", tag) == []

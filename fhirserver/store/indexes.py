@@ -37,7 +37,7 @@ def history_collection(resource_type: str) -> str:
 
 def collection_indexes(resource_types: tuple[str, ...],
                        indexed_parameters: dict[str, list[str]]) -> dict[str, list[IndexSpec]]:
-    out: dict[str, list[IndexSpec]] = {LOCKS: [], JOURNAL: [], CDS_CARDS: []}
+    out: dict[str, list[IndexSpec]] = {LOCKS: [], JOURNAL: [], CDS_CARDS: [], "_lookup": [], "_lookup_meta": []}
     for rtype in resource_types:
         out[rtype] = [IndexSpec(f"sp_{field_name(code)}", ((index_field(code), 1),))
                       for code in indexed_parameters.get(rtype, [])]

@@ -27,6 +27,8 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError,
 
 from .errors import StoreUnavailable
 from .indexes import JOURNAL, LOCKS, history_collection
+from .lookup import LookupIndex
+from .matcher import candidate_ids, matches
 from .timestamps import instant_to_ms, ms_to_instant
 
 _OUTAGES = (ConnectionFailure, ExecutionTimeout)
@@ -98,14 +100,23 @@ class HistoryCursor:
     key: str
 
 
+def _sort_value(doc: dict[str, Any], key: str) -> Any:
+    value: Any = doc
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if value is not None else ""
+
+
 @_translating_outages
 class ResourceRepository:
     """Versioned storage of FHIR resources over one MongoDB database."""
 
-    def __init__(self, db: Database, max_time_ms: int = 10_000, replica_set: bool = False) -> None:
+    def __init__(self, db: Database, max_time_ms: int = 10_000, replica_set: bool = False,
+                 lookup: LookupIndex | None = None) -> None:
         self._db = db
         self._max_time_ms = max_time_ms
         self.replica_set = replica_set
+        self.lookup = lookup  # the embedded engine's lookup index (store/lookup.py), or None
 
     def ping(self) -> None:
         """Raise StoreUnavailable when the database does not answer (readiness)."""
@@ -154,13 +165,34 @@ class ResourceRepository:
     def search(self, resource_type: str, query: dict[str, Any], sort: list[tuple[str, int]],
                limit: int) -> list[tuple[StoredVersion, dict[str, Any]]]:
         """Matches in `sort` order with their sort keys (`so`), for keyset paging."""
+        narrowed = self._narrowed(resource_type, query)
+        if narrowed is not None:
+            for key, direction in reversed(sort):  # stable sorts, last key first
+                narrowed.sort(key=lambda d, k=key: _sort_value(d, k), reverse=direction < 0)
+            return [(StoredVersion.from_doc(resource_type, d), d.get("so") or {}) for d in narrowed[:limit]]
         cursor = (self._db[resource_type]
                   .find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)
                   .sort(sort).limit(limit))
         return [(StoredVersion.from_doc(resource_type, d), d.get("so") or {}) for d in cursor]
 
+    def _narrowed(self, resource_type: str, query: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """With the lookup index: fetch the candidate ids by primary key and apply the filter here
+        (store/matcher.py), because the embedded engine scans for `_id $in` combined with anything else."""
+        if self.lookup is None:
+            return None
+        ids = candidate_ids(query)
+        if ids is None:
+            return None
+        if not ids:
+            return []
+        docs = self._db[resource_type].find({"_id": {"$in": ids}}, max_time_ms=self._max_time_ms)
+        return [d for d in docs if matches(d, query)]
+
     def count(self, resource_type: str, query: dict[str, Any]) -> int:
         """Number of matches; an aggregate, as `count_documents` is very slow on the embedded engine."""
+        narrowed = self._narrowed(resource_type, query)
+        if narrowed is not None:
+            return len(narrowed)
         result = list(self._db[resource_type].aggregate([{"$match": query}, {"$count": "n"}],
                                                         maxTimeMS=self._max_time_ms))
         return int(result[0]["n"]) if result else 0
@@ -179,8 +211,10 @@ class ResourceRepository:
     def index_values(self, resource_type: str, query: dict[str, Any], field: str, limit: int) -> list[Any]:
         """The stored index values `sp.<field>` of the matches (for _has and _include)."""
         values: list[Any] = []
-        cursor = self._db[resource_type].find(query, projection={field: True}, max_time_ms=self._max_time_ms)
-        for doc in cursor.limit(limit):
+        narrowed = self._narrowed(resource_type, query)
+        cursor = narrowed[:limit] if narrowed is not None else self._db[resource_type].find(
+            query, projection={field: True}, max_time_ms=self._max_time_ms).limit(limit)
+        for doc in cursor:
             # MongoDB answers a dotted projection with nested documents; the embedded engine with a
             # flat "sp.x" key. Accept both.
             node: Any = doc.get(field) if field in doc else doc
@@ -197,6 +231,8 @@ class ResourceRepository:
             self._db[history_collection(version.resource_type)].insert_one(version.history_doc())
         except DuplicateKeyError:
             raise VersionConflict(f"{version.resource_type}/{version.id} version {version.vid}") from None
+        if self.lookup is not None:  # keys before the version becomes current: candidates never miss it
+            self.lookup.add(LookupIndex.keys(version.resource_type, version.id, version.sp))
         self._advance_current(version.resource_type, version.current_doc())
 
     def write_all(self, versions: list[StoredVersion], tx: str) -> None:
@@ -236,6 +272,8 @@ class ResourceRepository:
                 if session is not None:
                     raise DuplicateKeyError("claim lost in a transaction") from None
                 raise VersionConflict(f"a version of a {resource_type} was claimed concurrently") from None
+        if self.lookup is not None:
+            self.lookup.add([k for v in versions for k in LookupIndex.keys(v.resource_type, v.id, v.sp)], session)
         for resource_type, group in by_type.items():
             operations = [ReplaceOne({"_id": v.id, "vid": {"$lt": v.vid}}, v.current_doc(), upsert=True)
                           for v in group]
@@ -293,6 +331,8 @@ class ResourceRepository:
         if latest is not None:
             doc = {k: v for k, v in latest.items() if k not in ("rid", "tx")}
             doc["_id"] = resource_id
+            if self.lookup is not None:
+                self.lookup.add(LookupIndex.keys(resource_type, resource_id, doc.get("sp") or {}))
             self._advance_current(resource_type, doc)
 
     # -- serialising conditional writes --------------------------------------------------------

@@ -37,9 +37,11 @@ def matching(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]])
     query = ctx.parser.parse(resource_type, pairs, criteria_only=True)
     if not query.criteria:
         raise bad_request("Conditional criteria must contain at least one search parameter.")
-    query_filter = matching_filter(ctx, resource_type, query.criteria)
     try:
         with ctx.repository.exclusive("conditional:" + criteria_key(resource_type, pairs)):
+            # Inside the lock: building the filter may read the store (chains, the lookup index), and what
+            # it reads must include every write that finished before the lock was granted.
+            query_filter = matching_filter(ctx, resource_type, query.criteria)
             yield ctx.repository.find_current(resource_type, query_filter, limit=2)
     except LockTimeout:
         raise FhirError.of(503, "transient", "Another conditional write with the same criteria is still "

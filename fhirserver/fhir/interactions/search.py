@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from ...store.indexes import field_name, index_field
+from ...store.lookup import LOOKUP_FIELDS
 from ...store.repository import StoredVersion
 from ..bundles import new_bundle, page_url, raw_resource
 from ..errors import FhirError, bad_request, operation_outcome
@@ -68,8 +69,27 @@ def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
 
 
 def matching_filter(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) -> dict[str, Any]:
-    """The MongoDB filter for criteria, after resolving chains and _has (also used by conditional writes)."""
-    return ctx.planner.plan(_resolve(ctx, resource_type, criteria))
+    """The MongoDB filter for criteria, after resolving chains and _has (also used by conditional writes).
+    With the embedded engine's lookup index, exact token/reference criteria first narrow it to candidate
+    ids (store/lookup.py); the full filter still decides, so the answer is the same either way."""
+    resolved = _resolve(ctx, resource_type, criteria)
+    planned = ctx.planner.plan(resolved)
+    lookup = ctx.repository.lookup
+    if lookup is None:
+        return planned
+    narrowed: set[str] | None = None
+    for criterion in resolved:
+        clause = ctx.planner.clause(criterion)
+        (field, condition), = clause.items() if len(clause) == 1 else ((None, None),)
+        code = field[3:] if isinstance(field, str) and field.startswith("sp.") else None
+        if code not in LOOKUP_FIELDS or set(condition) != {"$in"} or criterion.modifier not in (None, *SUPPORTED_TYPES):
+            continue
+        found = lookup.candidates(resource_type, code, [str(v) for v in condition["$in"]])
+        if found is not None:
+            narrowed = found if narrowed is None else narrowed & found
+    if narrowed is None:
+        return planned
+    return {"$and": [{"_id": {"$in": sorted(narrowed)}}, planned]}
 
 
 def _resolve(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) -> list[Criterion]:
