@@ -227,3 +227,21 @@ def test_transaction_with_a_thousand_entries(http, base, store):
     assert "resource" not in response.json()["entry"][0]
     counted = http.get(f"{base}/Observation?_tag=urn:test|{tag}&_summary=count").json()
     assert counted["total"] == 1000
+
+
+def test_transaction_and_single_conditional_creates_race_to_one_resource(base, store):
+    nid = unique("race-nid")
+
+    def single(_: int) -> int:
+        body = {"resourceType": "Patient", "identifier": [{"system": ID_SYSTEM, "value": nid}]}
+        return requests.post(f"{base}/Patient", json=body, timeout=60, headers={
+            "Content-Type": FHIR_JSON, "If-None-Exist": f"identifier={ID_SYSTEM}|{nid}"}).status_code
+
+    def bundled(_: int) -> int:
+        return requests.post(base, data=json.dumps(tx(patient_entry(nid))), timeout=60,
+                             headers={"Content-Type": FHIR_JSON}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda i: (single if i % 2 else bundled)(i), range(8)))
+    assert all(s in (200, 201) for s in statuses)
+    assert len(list(store["Patient"].find({"sp.identifier": {"$in": [f"{ID_SYSTEM}|{nid}"]}}))) == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -177,9 +178,13 @@ def _get(ctx: FhirContext, entry: Entry, info: RequestInfo) -> Result:
 def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, prefer_return: str) -> Result:
     tx = str(uuid.uuid4())
     try:
-        with ctx.repository.exclusive("transaction", wait_s=60):
+        with ctx.repository.exclusive("transaction", wait_s=60), ExitStack() as criteria_locks:
             ctx.repository.recover(older_than_s=120)  # a crashed worker's half-written transaction
             writes = sorted((e for e in entries if e.method != "GET"), key=lambda e: (ORDER[e.method], e.index))
+            # The same locks as single conditional requests take, in a fixed order (single requests hold
+            # one lock at most, so no deadlock): a concurrent POST If-None-Exist cannot create a twin.
+            for key in sorted({_criteria_lock(e) for e in writes} - {None}):
+                criteria_locks.enter_context(ctx.repository.exclusive(key))
             references = _resolve_targets(ctx, writes)
             versions = _prepare(ctx, writes, references, tx)
             try:
@@ -200,6 +205,16 @@ def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, p
                 raise _entry_error(entry.index, error) from None
     responses = [_response(e, e.result or _write_result(e), request.base_url, prefer_return) for e in entries]
     return _response_bundle("transaction-response", responses)
+
+
+def _criteria_lock(entry: Entry) -> str | None:
+    if entry.method == "POST" and entry.if_none_exist:
+        pairs = parse_qsl(entry.if_none_exist.split("?", 1)[-1], keep_blank_values=True)
+    elif entry.method in ("PUT", "DELETE") and not entry.resource_id and entry.query:
+        pairs = entry.query
+    else:
+        return None
+    return "conditional:" + criteria_key(entry.resource_type, pairs)
 
 
 def _resolve_targets(ctx: FhirContext, writes: list[Entry]) -> dict[str, str]:
