@@ -8,8 +8,6 @@ from typing import Any
 
 from ..terminology.service import TerminologyService
 
-CATEGORY_CODES = ("LAB", "IMG", "ECG", "PATH")
-
 
 @dataclass(frozen=True)
 class ItemFacts:
@@ -53,6 +51,10 @@ class RecognitionCatalog:
                          validity_days=int(concept.value("validity-days")),
                          min_level=int(concept.value("min-level") or 1),
                          price=float(concept.value("price") or 0), active=concept.value("status") == "active")
+
+    def categories(self) -> list[str]:
+        """The top of the item hierarchy (LAB, IMG, ECG, PATH): QC specialties and statistics filters."""
+        return [c.code for c in self._items.concepts.values() if c.parent is None]
 
     def item_coding(self, code: str) -> dict[str, str]:
         facts = self.item(code)

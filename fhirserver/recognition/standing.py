@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..fhir.interactions.context import FhirContext
+from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
 from ..fhir.search.values import date_range
 from .catalog import RecognitionCatalog
@@ -41,10 +43,8 @@ class Standing:
                    for a in self.affiliations)
 
 
-def read_standing(ctx, catalog: RecognitionCatalog, reference: str) -> Standing | None:
+def read_standing(ctx: FhirContext, catalog: RecognitionCatalog, reference: str) -> Standing | None:
     """The standing of Organization/<id> as stored now; None when the organization does not exist."""
-    from ..fhir.interactions.search import find
-
     if not reference.startswith("Organization/"):
         return None
     current = ctx.repository.read_current("Organization", reference.split("/", 1)[1])

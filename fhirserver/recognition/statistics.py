@@ -11,7 +11,7 @@ from ..fhir.interactions.context import FhirContext
 from ..fhir.search.query import Criterion
 from ..fhir.search.values import ValueFormatError
 from ..store.indexes import index_field
-from .catalog import CATEGORY_CODES, RecognitionCatalog, province
+from .catalog import RecognitionCatalog, province
 
 GROUPS = (("view", "跨机构调阅次数 Cross-institution views"),
           ("duplicate-prompt", "重复检查提示次数 Duplicate prompts"),
@@ -41,8 +41,8 @@ def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None,
         reference = organization if "/" in organization else f"Organization/{organization}"
         clauses.append({index_field("agent"): {"$in": [reference]}})
     if category:
-        if category not in CATEGORY_CODES:
-            raise bad_request(f"category is one of {', '.join(CATEGORY_CODES)}.", "category")
+        if category not in catalog.categories():
+            raise bad_request(f"category is one of {', '.join(catalog.categories())}.", "category")
         clauses.append({index_field("subtype"): {"$in": [f"{catalog.item_system}|{category}"]}})
     base = {"$and": clauses}
 
