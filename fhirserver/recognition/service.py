@@ -7,6 +7,7 @@ so statistics are aggregations over stored resources, never counters that can dr
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from .standing import Standing, read_standing
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PRIOR_LIMIT = 50
+MARK_STANDING_TTL = 10.0  # seconds
 
 
 class RecognitionService:
@@ -35,10 +37,26 @@ class RecognitionService:
         self.issue_system = f"{c}/CodeSystem/hr-detected-issue"
         self.override_url = f"{c}/StructureDefinition/hr-override-reason"
         self.saving_url = f"{c}/StructureDefinition/hr-saving"
+        self._standing_cache: dict[str, tuple[float, Standing | None]] = {}
 
     # -- facts -------------------------------------------------------------------------------------------
     def standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
         return read_standing(ctx, self.catalog, reference) if reference else None
+
+    def cached_standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
+        """Standing for the mark at ingestion, cached for MARK_STANDING_TTL seconds: a batch of results from
+        one hospital reads it once. Recognition decisions never use this cache (they read it fresh)."""
+        if not reference:
+            return None
+        now = time.monotonic()
+        hit = self._standing_cache.get(reference)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        standing = self.standing(ctx, reference)
+        if len(self._standing_cache) > 10_000:
+            self._standing_cache.clear()
+        self._standing_cache[reference] = (now + MARK_STANDING_TTL, standing)
+        return standing
 
     def requester(self, ctx: FhirContext, reference: str | None) -> Standing | None:
         """The requesting institution: an Organization, or the organization of a PractitionerRole."""
@@ -225,7 +243,7 @@ class RecognitionService:
         meta = dict(resource.get("meta") or {})
         tags = [t for t in meta.get("tag", []) if t.get("system") != self.catalog.mark_system]  # never trusted
         facts = result_facts(resource, self.catalog.item_system, ctx.planner.zone)
-        performer = self.standing(ctx, facts.performer)
+        performer = self.cached_standing(ctx, facts.performer)
         item = self.catalog.item(facts.item) if facts.item else None
         if (item is not None and item.active and facts.final and performer is not None and facts.date_ms
                 and performer.member_on(facts.date_ms) and performer.accredited_on(item.category, facts.date_ms)
