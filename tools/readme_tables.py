@@ -16,27 +16,17 @@ sys.path.insert(0, str(ROOT))
 from fhirserver.fhir.resource_types import SUPPORTED_TYPES  # noqa: E402
 from fhirserver.fhir.search.indexer import INDEXABLE_TYPES  # noqa: E402
 from fhirserver.fhir.search.parameters import SearchParameterRegistry  # noqa: E402
-from fhirserver.fhir.search.query import MODIFIERS  # noqa: E402
+from fhirserver.fhir.search.query import MODIFIERS, VALUE_FORMS  # noqa: E402
 
 START, END = "<!-- search-table:start -->", "<!-- search-table:end -->"
 ARTIFACTS_START, ARTIFACTS_END = "<!-- artifacts-table:start -->", "<!-- artifacts-table:end -->"
 RULES_START, RULES_END = "<!-- rules-table:start -->", "<!-- rules-table:end -->"
-FORMS = {
-    "token": "`system|code`, `code`, `|code`, `system|`",
-    "reference": "`Type/id`, `id`, absolute URL; chains `.param`; `:Type`",
-    "string": "starts with; case, accent and full-width insensitive",
-    "date": "prefixes `eq ne gt lt ge le sa eb ap`, precision of the value",
-    "number": "prefixes, implicit precision (`100` = [99.5, 100.5))",
-    "quantity": "`[prefix]number|system|code` or `[prefix]number||unit`",
-    "uri": "exact",
-    "composite": "`first$second`, e.g. `http://loinc.org|718-7$gt150`",
-}
 
 
 def table() -> str:
     registry = SearchParameterRegistry(ROOT / "profiles", INDEXABLE_TYPES)
     lines = ["| type | value forms | modifiers |", "|---|---|---|"]
-    for kind, forms in FORMS.items():
+    for kind, forms in VALUE_FORMS.items():
         modifiers = ", ".join(f"`:{m}`" for m in sorted(MODIFIERS[kind]))
         if kind == "reference":
             modifiers += ", `:[Type]`"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -40,13 +41,14 @@ def encode_cursor(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    """A paging token from one of our own `next` links; anything else is a 400, never an operator."""
+def decode_cursor(token: str, shape: dict[str, Callable[[Any], bool]]) -> dict[str, Any]:
+    """A paging token from one of our own `next`/`previous` links, each key checked by its predicate;
+    anything else is a 400, never an operator."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, UnicodeDecodeError):
         data = None
-    if not isinstance(data, dict) or set(data) != set(keys) or not all(isinstance(data[k], str) for k in keys):
+    if not isinstance(data, dict) or set(data) != set(shape) or not all(ok(data[k]) for k, ok in shape.items()):
         raise bad_request("_page is not a paging token issued by this server; follow the Bundle's 'next' link.",
                           "_page")
     return data

@@ -14,25 +14,15 @@ from typing import Any
 from .. import __version__
 from .interactions.context import FhirContext
 from .resource_types import SUPPORTED_TYPES
-from .search.query import MODIFIERS
+from .search.query import MODIFIERS, VALUE_FORMS
 
 _TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type",
                       "create", "search-type")
-_FORMS = {
-    "token": "system|code, code, |code or system|",
-    "reference": "Type/id, id or absolute URL; chain with .param; :Type",
-    "string": "starts with (case, accent and width insensitive)",
-    "date": "prefixes eq ne gt lt ge le sa eb ap; precision of the value",
-    "number": "prefixes eq ne gt lt ge le sa eb ap; implicit precision",
-    "quantity": "[prefix]number|system|code",
-    "uri": "exact",
-    "composite": "first$second",
-}
 
 
 def _documentation(kind: str) -> str:
     modifiers = ", ".join(f":{m}" for m in sorted(MODIFIERS.get(kind, ())))
-    return f"{_FORMS.get(kind, '')}. Modifiers: {modifiers}." if modifiers else _FORMS.get(kind, "")
+    return f"{VALUE_FORMS.get(kind, '')}. Modifiers: {modifiers}." if modifiers else VALUE_FORMS.get(kind, "")
 
 
 def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,

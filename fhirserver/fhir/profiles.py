@@ -22,9 +22,6 @@ class ProfileValidator:
         self._by_url = {sd["url"]: sd for sd in structure_definitions if sd.get("differential")}
         self._in_value_set = in_value_set
 
-    def knows(self, url: str) -> bool:
-        return url.split("|", 1)[0] in self._by_url
-
     def profiles_for(self, resource_type: str) -> list[str]:
         return [u for u, sd in self._by_url.items() if sd.get("type") == resource_type and sd.get("kind") == "resource"]
 

@@ -111,12 +111,6 @@ class ResourceValidator:
                     self._validators[resource_type] = validator
         return validator
 
-    def warm(self, resource_types: Iterable[str]) -> None:
-        """Compile validators ahead of the first request (keeps first-write latency flat)."""
-        for rtype in resource_types:
-            self._validator(rtype)
-            model_class(rtype)
-
     def validate(self, resource: dict[str, Any]) -> None:
         """Raise FhirError(400) listing every structural problem; return silently when valid."""
         rtype = resource["resourceType"]

@@ -6,7 +6,6 @@ period = admitted..exited, active)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find
@@ -76,5 +75,3 @@ def read_standing(ctx: FhirContext, catalog: RecognitionCatalog, reference: str)
     return standing
 
 
-def to_ms(moment: datetime) -> float:
-    return moment.timestamp() * 1000

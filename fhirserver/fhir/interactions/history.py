@@ -15,6 +15,11 @@ from .context import FhirContext, RequestInfo, Result
 from .paging import page_size
 from .writing import check_type
 
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
 ALLOWED = frozenset({"_since", "_count", "_page", "_format", "_pretty"})
 
 
@@ -32,7 +37,7 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
     count = page_size(params.get("_count"), ctx.settings)
     after = None
     if params.get("_page"):
-        cursor = decode_cursor(params["_page"], ("ts", "key"))
+        cursor = decode_cursor(params["_page"], {"ts": _is_text, "key": _is_text})
         after = HistoryCursor(ts=cursor["ts"], key=cursor["key"])
     versions = ctx.repository.history(resource_type, resource_id, since, after, count + 1) if count else []
 

@@ -7,14 +7,12 @@ page's edge rows, so a page never repeats or skips a resource while others are a
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from ...store.indexes import field_name, index_field
 from ...store.lookup import LOOKUP_FIELDS
 from ...store.repository import StoredVersion
-from ..bundles import new_bundle, page_url, raw_resource
+from ..bundles import decode_cursor, encode_cursor, new_bundle, page_url, raw_resource
 from ..errors import FhirError, bad_request, operation_outcome
 from ..json_format import loads
 from ..resource_types import SUPPORTED_TYPES
@@ -73,13 +71,13 @@ def matching_filter(ctx: FhirContext, resource_type: str, criteria: list[Criteri
     With the embedded engine's lookup index, exact token/reference criteria first narrow it to candidate
     ids (store/lookup.py); the full filter still decides, so the answer is the same either way."""
     resolved = _resolve(ctx, resource_type, criteria)
-    planned = ctx.planner.plan(resolved)
+    clauses = [ctx.planner.clause(c) for c in resolved]
+    planned = ctx.planner.combine(clauses)
     lookup = ctx.repository.lookup
     if lookup is None:
         return planned
     narrowed: set[str] | None = None
-    for criterion in resolved:
-        clause = ctx.planner.clause(criterion)
+    for criterion, clause in zip(resolved, clauses, strict=True):
         (field, condition), = clause.items() if len(clause) == 1 else ((None, None),)
         code = field[3:] if isinstance(field, str) and field.startswith("sp.") else None
         if code not in LOOKUP_FIELDS or set(condition) != {"$in"} or criterion.modifier not in (None, *SUPPORTED_TYPES):
@@ -132,22 +130,13 @@ def _in_compartment(ctx: FhirContext, resource_type: str, compartment: tuple[str
 
 
 # -- paging ----------------------------------------------------------------------------------------
-def _token(values: list[Any], direction: str) -> str:
-    raw = json.dumps({"v": values, "d": direction}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _read_token(token: str, width: int) -> tuple[list[Any], str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        data = None
-    ok = (isinstance(data, dict) and data.get("d") in ("n", "p") and isinstance(data.get("v"), list)
-          and len(data["v"]) == width and all(isinstance(x, str | int | float) and not isinstance(x, bool)
-                                              for x in data["v"]))
-    if not ok:
-        raise bad_request("_page is not a paging token issued by this server for this query; follow the "
-                          "Bundle's 'next' or 'previous' link.", "_page")
+    """The sort keys and direction carried by a paging token (bundles.encode_cursor)."""
+    def keys(values: Any) -> bool:
+        return isinstance(values, list) and len(values) == width and all(
+            isinstance(x, str | int | float) and not isinstance(x, bool) for x in values)
+
+    data = decode_cursor(token, {"v": keys, "d": lambda d: d in ("n", "p")})
     return data["v"], data["d"]
 
 
@@ -189,8 +178,8 @@ def _page(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any], so
             rows = rows[:count][::-1]
     if not rows:
         return [], None, None
-    before = _token(_row_key(sort, *rows[0]), "p") if more_before else None
-    after = _token(_row_key(sort, *rows[-1]), "n") if more_after else None
+    before = encode_cursor({"v": _row_key(sort, *rows[0]), "d": "p"}) if more_before else None
+    after = encode_cursor({"v": _row_key(sort, *rows[-1]), "d": "n"}) if more_after else None
     return rows, before, after
 
 

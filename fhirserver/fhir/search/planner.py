@@ -34,8 +34,12 @@ class Planner:
         self.base_url = base_url
 
     def plan(self, criteria: list[Criterion]) -> dict[str, Any]:
-        clauses = [LIVE] + [self.clause(c) for c in criteria]
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        return self.combine([self.clause(c) for c in criteria])
+
+    @staticmethod
+    def combine(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+        """Planned clauses AND-ed, over live (not deleted) current versions."""
+        return {"$and": [LIVE, *clauses]} if clauses else LIVE
 
     def clause(self, c: Criterion) -> dict[str, Any]:
         if c.chain or c.has:

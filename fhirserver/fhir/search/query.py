@@ -8,7 +8,6 @@ warning returned with the results. Nothing is silently ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
 
 from ..errors import FhirError, Issue
 from ..resource_types import SUPPORTED_TYPES
@@ -29,6 +28,17 @@ MODIFIERS = {
     "number": {"missing"},
     "quantity": {"missing"},
     "composite": {"missing"},
+}
+# How values of each parameter type are written; documentation for the CapabilityStatement and the README.
+VALUE_FORMS = {
+    "token": "`system|code`, `code`, `|code`, `system|`",
+    "reference": "`Type/id`, `id`, absolute URL; chains `.param`; `:Type`",
+    "string": "starts with; case, accent and full-width insensitive",
+    "date": "prefixes `eq ne gt lt ge le sa eb ap`, precision of the value",
+    "number": "prefixes, implicit precision (`100` = [99.5, 100.5))",
+    "quantity": "`[prefix]number|system|code` or `[prefix]number||unit`",
+    "uri": "exact",
+    "composite": "`first$second`, e.g. `http://loinc.org|718-7$gt150`",
 }
 SUMMARY_VALUES = ("true", "false", "count", "text", "data")
 
@@ -268,10 +278,6 @@ class QueryParser:
 
 def _bad(name: str, diagnostics: str) -> FhirError:
     return FhirError.of(400, "invalid", diagnostics, name)
-
-
-def as_pairs(query: str | list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
-    return parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else list(query)
 
 
 def criteria_key(resource_type: str, pairs: list[tuple[str, str]]) -> str:
