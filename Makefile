@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/fhirserver serve
+	FHIRSERVER_AUTH=$${FHIRSERVER_AUTH:-off} $(BIN)/fhirserver serve
 
 demo: $(STAMP)
 	$(BIN)/fhirserver demo

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .api import cdshooks, dicomweb, operations, rest
+from .api import cdshooks, dicomweb, guard, operations, rest
 from .api.responses import render_error, render_unexpected
 from .config import Settings
 from .fhir.errors import FhirError
@@ -29,6 +29,10 @@ from .imaging.service import ImagingService
 from .imaging.studies import StudyBuilder
 from .recognition.catalog import RecognitionCatalog
 from .recognition.service import RecognitionService
+from .recognition.standing import Standing, read_standing
+from .security.access import PolicyAccess
+from .security.audit import AuditTrail
+from .security.consent import ConsentEvaluator
 from .store.blobs import DicomStore
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
@@ -65,9 +69,16 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
         profiles=ProfileValidator([r for r in profile_resources if r["resourceType"] == "StructureDefinition"],
                                   binding_check(terminology)),
         item_coder=ItemCoder(terminology, settings.canonical_base))
-    recognition = RecognitionService(RecognitionCatalog(terminology, settings.canonical_base), settings.reorder_rule)
-    return replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
-                   after_write=(recognition.record_override,)), recognition
+    catalog = RecognitionCatalog(terminology, settings.canonical_base)
+    recognition = RecognitionService(catalog, settings.reorder_rule)
+    access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
+                          ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
+                          lambda org: (read_standing(ctx, catalog, org) or Standing(org)).region)
+    trail = AuditTrail(ctx, settings.canonical_base)
+    ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
+                  after_write=(recognition.record_override,), access=access, record_event=trail.append)
+    access.bind(ctx)
+    return ctx, recognition
 
 
 def _lookup(settings: Settings, db: Any) -> LookupIndex | None:
@@ -109,6 +120,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     imaging = ImagingService(store, StudyBuilder(ctx.terminology, settings.canonical_base), settings.max_dicom_bytes)
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")
+    guard.install(app, settings, AuditTrail(ctx, settings.canonical_base))
     _register_health(app, ctx)
     _register_error_handlers(app, settings)
     return app

@@ -59,6 +59,11 @@ def _serve(args: argparse.Namespace) -> int:
             def load(self) -> Any:
                 return create_app(settings, uri)
 
+        if settings.auth == "off":
+            log.warning("!" * 78)
+            log.warning("AUTHENTICATION IS OFF (FHIRSERVER_AUTH=off): every caller may read and write all data.")
+            log.warning("Use this only on a developer machine. Production: FHIRSERVER_AUTH=on with a JWKS.")
+            log.warning("!" * 78)
         log.info("fhirserver %s serving FHIR R4 at http://%s:%s/fhir (%s)", __version__, settings.host,
                  settings.port, "embedded store" if engine else "MongoDB at FHIRSERVER_MONGODB_URI")
         FhirApplication().run()
@@ -103,12 +108,14 @@ def _demo(args: argparse.Namespace) -> int:
     import requests
 
     from .demo import bundles
+    from .security.principal import bearer_header
 
     base = (args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir").rstrip("/")
     for bundle in bundles():
         try:
             response = requests.post(base, data=json.dumps(bundle, ensure_ascii=False).encode("utf-8"), timeout=120,
-                                     headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"})
+                                     headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal",
+                                              **bearer_header()})
         except requests.RequestException:
             log.error("cannot reach %s; start the server first (make run)", base)
             return 1
@@ -118,6 +125,41 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo network loaded into {base}: hospitals demo-cq-children (requester), demo-cq-yubei, "
           f"demo-cq-township, demo-sc-huaxi; patients demo-xiaoming, demo-wangfang")
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .security.tokens import issue_development_token
+
+    settings = Settings.from_env()
+    try:
+        print(issue_development_token(settings, args.subject, args.scope, args.organization, args.practitioner,
+                                      args.patient, lifetime_s=args.lifetime))
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    import pymongo
+
+    from .security.audit import verify
+    from .store.embedded import running_engine_uri
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+    uri = settings.mongodb_uri or running_engine_uri(settings.data_dir)
+    if not uri:
+        log.error("no store: set FHIRSERVER_MONGODB_URI, or run this while the server with --data-dir %s runs",
+                  settings.data_dir)
+        return 2
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=settings.store_timeout_ms) as client:
+        problems = list(verify(client[settings.mongodb_db], settings.canonical_base))
+        head = client[settings.mongodb_db]["audit_chain"].find_one({"_id": "head"}) or {"seq": 0, "hash": "-"}
+    for problem in problems:
+        print(f"position {problem.sequence}: {problem.text}")
+    print(f"{head['seq']} events in the chain, head {head['hash']}: "
+          f"{'INTACT' if not problems else f'{len(problems)} PROBLEM(S)'}")
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     dicom.add_argument("--url", default=None, help="FHIR base URL of the server (default http://127.0.0.1:8080/fhir)")
     demo = sub.add_parser("demo", help="load the demo Sichuan-Chongqing network into a running server")
     demo.add_argument("--url", default=None, help="FHIR base URL (default http://127.0.0.1:8080/fhir)")
+    token = sub.add_parser("token", help="issue a development token (HS256, FHIRSERVER_AUTH_HS256_SECRET)")
+    token.add_argument("--subject", default="demo-client", help="sub claim (default demo-client)")
+    token.add_argument("--scope", default="system/*.cruds", help="SMART scopes, space-separated")
+    token.add_argument("--organization", default=None, help="Organization/<id> the client acts for")
+    token.add_argument("--practitioner", default=None, help="fhirUser: Practitioner/<id> (user tokens)")
+    token.add_argument("--patient", default=None, help="Patient/<id> for patient-context tokens")
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds (default 3600)")
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    check = audit_sub.add_parser("verify", help="recompute the audit hash chain; exit 1 on any break")
+    check.add_argument("--data-dir", help="data folder of the embedded store (default ./data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -154,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             return _ingest_dicom(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "token":
+            return _token(args)
+        if args.command == "audit":
+            return _audit_verify(args)
     except SettingsError as exc:
         log.error("configuration error: %s", exc)
         return 2

@@ -30,6 +30,19 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value <= 600:
+        raise SettingsError(f"{name} must be between 0 and 600 seconds, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server needs to know about its environment. Immutable once built."""
@@ -56,6 +69,16 @@ class Settings:
     reorder_rule: str = "enforce"
     max_dicom_bytes: int = 512 * 1024 * 1024
     lookup_index: str = "auto"
+    auth: str = "on"                      # on | off; off only when asked for explicitly
+    auth_issuer: str | None = None
+    auth_jwks: str | None = None          # a JWKS file path or an https URL (RS256 / ES256 keys)
+    auth_hs256_secret: str | None = None  # development only
+    auth_leeway_s: int = 60
+    rate_limit: int = 3000                # requests per client per minute and worker process; 0 = off
+    cors_origins: tuple[str, ...] = ()
+    node_id: str = "local"
+    region: str | None = None             # GB/T 2260 code of this node's province, e.g. 510000
+    peer_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -81,6 +104,17 @@ class Settings:
             reorder_rule=(env.get("FHIRSERVER_REORDER_RULE") or "enforce").lower(),
             max_dicom_bytes=_int(env, "FHIRSERVER_MAX_DICOM_BYTES", cls.max_dicom_bytes, 1024),
             lookup_index=(env.get("FHIRSERVER_LOOKUP_INDEX") or "auto").lower(),
+            auth=(env.get("FHIRSERVER_AUTH") or "on").lower(),
+            auth_issuer=env.get("FHIRSERVER_AUTH_ISSUER") or None,
+            auth_jwks=env.get("FHIRSERVER_AUTH_JWKS") or None,
+            auth_hs256_secret=env.get("FHIRSERVER_AUTH_HS256_SECRET") or None,
+            auth_leeway_s=_int(env, "FHIRSERVER_AUTH_LEEWAY", cls.auth_leeway_s, 0),
+            rate_limit=_int(env, "FHIRSERVER_RATE_LIMIT", cls.rate_limit, 0),
+            cors_origins=tuple(o.strip().rstrip("/") for o in (env.get("FHIRSERVER_CORS_ORIGINS") or "").split(",")
+                               if o.strip()),
+            node_id=env.get("FHIRSERVER_NODE_ID") or cls.node_id,
+            region=env.get("FHIRSERVER_REGION") or None,
+            peer_timeout_s=_float(env, "FHIRSERVER_PEER_TIMEOUT", cls.peer_timeout_s),
             enforce_profiles=tuple(p.strip() for p in (env.get("FHIRSERVER_ENFORCE_PROFILES") or "").split(",")
                                    if p.strip()),
         )
@@ -102,7 +136,29 @@ class Settings:
             raise SettingsError("FHIRSERVER_LOOKUP_INDEX is auto, on or off")
         if self.reorder_rule not in ("enforce", "warn", "off"):
             raise SettingsError("FHIRSERVER_REORDER_RULE is enforce, warn or off")
+        self._validate_auth()
+        if self.region is not None and not re.fullmatch(r"\d{6}", self.region):
+            raise SettingsError(f"FHIRSERVER_REGION must be a 6-digit GB/T 2260 code, got {self.region!r}")
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", self.node_id):
+            raise SettingsError("FHIRSERVER_NODE_ID is 1-64 letters, digits, '.' or '-'")
         if not re.fullmatch(r"[+-]\d{2}:\d{2}", self.timezone):
             raise SettingsError(f"FHIRSERVER_TIMEZONE must look like +08:00, got {self.timezone!r}")
         if not (self.profiles_dir / "fhir.schema.v4.json").is_file():
             raise SettingsError(f"profiles folder {self.profiles_dir} lacks fhir.schema.v4.json")
+
+    def _validate_auth(self) -> None:
+        if self.auth not in ("on", "off"):
+            raise SettingsError("FHIRSERVER_AUTH is on or off")
+        if self.auth_leeway_s > 300:
+            raise SettingsError("FHIRSERVER_AUTH_LEEWAY is at most 300 seconds")
+        if self.auth == "off":
+            return
+        if not (self.auth_jwks or self.auth_hs256_secret):
+            raise SettingsError("FHIRSERVER_AUTH=on needs FHIRSERVER_AUTH_JWKS (RS256/ES256 keys) or, for "
+                                "development, FHIRSERVER_AUTH_HS256_SECRET; or set FHIRSERVER_AUTH=off explicitly")
+        if self.auth_hs256_secret is not None and len(self.auth_hs256_secret) < 32:
+            raise SettingsError("FHIRSERVER_AUTH_HS256_SECRET must be at least 32 characters")
+        if not self.auth_issuer:
+            raise SettingsError("FHIRSERVER_AUTH=on needs FHIRSERVER_AUTH_ISSUER (the expected 'iss' claim)")
+        if not self.base_url:
+            raise SettingsError("FHIRSERVER_AUTH=on needs FHIRSERVER_BASE_URL (tokens' expected audience)")

@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 import requests
 
+from .security.principal import bearer_header
+
 FHIR_JSON = "application/fhir+json"
 
 
@@ -97,6 +99,7 @@ def load(url: str, files: list[Path], batch_size: int = 500, out: TextIO = sys.s
     bundles = [b for path in files for b in _bundles(_units(path), batch_size)]
     progress = Progress(total=sum(len(b.get("entry", [])) for _, b in bundles), started=time.monotonic(), out=out)
     with requests.Session() as session:
+        session.headers.update(bearer_header())
         for where, bundle in bundles:
             try:
                 response = session.post(base, data=json.dumps(bundle, ensure_ascii=False).encode("utf-8"),

@@ -46,7 +46,7 @@ class ServerProcess:
         return self.data_dir / "server.log"
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
-        env = {**os.environ, "FHIRSERVER_MONGODB_DB": self.db_name, **self.extra_env}
+        env = {**os.environ, "FHIRSERVER_AUTH": "off", "FHIRSERVER_MONGODB_DB": self.db_name, **self.extra_env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

@@ -129,6 +129,20 @@ def profiles(c: str) -> list[dict[str, Any]]:
     saving = _param(c, "hr-event-saving", "saving", ["AuditEvent"], "number",
                     f"AuditEvent.extension.where(url='{c}/StructureDefinition/hr-saving').value",
                     "Recognition events by money saved (CNY).")
+    owner = _param(c, "hr-owner", "owner", list(OWNER_PATHS), "reference",
+                   " | ".join(f"{t}.{path}" for t, paths in OWNER_PATHS.items() for path in paths),
+                   "The organization (or practitioner) a resource belongs to: it may write it and always read it. "
+                   "Other organizations read patient data only with the patient's consent (README: security).")
+    audit_seq = _extension(c, "hr-audit-sequence", "HRAuditSequence", "审计链序号 Audit chain position",
+                           "Position of this event in the server's tamper-evident audit chain (1, 2, ...).",
+                           "AuditEvent", "integer")
+    audit_hash = _extension(c, "hr-audit-hash", "HRAuditHash", "审计链哈希 Audit chain hash",
+                            "Hex SHA-256 of the previous event's hash followed by this event's canonical JSON "
+                            "(without meta and this extension); `fhirserver audit verify` recomputes it.",
+                            "AuditEvent", "string")
+    correlation = _extension(c, "hr-correlation-id", "HRCorrelationId", "关联标识 Correlation id",
+                             "The X-Request-Id shared by the requests one user action caused, across nodes.",
+                             "AuditEvent", "string")
     saving_ext = _extension(c, "hr-saving", "HRSaving", "节省费用 Money saved",
                             "Reference price (CNY) of the test a recognition avoided.", "AuditEvent", "decimal")
     operations = [
@@ -155,7 +169,17 @@ def profiles(c: str) -> list[dict[str, Any]]:
                                "money saved, aggregated from the recorded events."),
     ]
     return [region, override, validity, saving_ext, report, observation, imaging, organization, affiliation, order,
-            item, region_param, mark, reason, saving, *operations]
+            item, region_param, mark, reason, saving, owner, audit_seq, audit_hash, correlation, *operations]
+
+
+# Who owns a resource of each type: the data owner rule of the security model (fhirserver/security/access.py).
+OWNER_PATHS: dict[str, tuple[str, ...]] = {
+    "DiagnosticReport": ("performer",), "Observation": ("performer",), "ImagingStudy": ("series.performer.actor",),
+    "ServiceRequest": ("requester",), "Specimen": ("collection.collector",), "Patient": ("managingOrganization",),
+    "Consent": ("organization",), "AuditEvent": ("agent.who",), "Provenance": ("agent.who",),
+    "Endpoint": ("managingOrganization",), "PractitionerRole": ("organization",),
+    "OrganizationAffiliation": ("organization",),
+}
 
 
 def _param(c: str, rid: str, code: str, bases: list[str], kind: str, expression: str, description: str) -> dict[str, Any]:

@@ -22,6 +22,9 @@ from .operations import capability_operations
 from .responses import prefer_handling, prefer_return, render, render_error
 
 _MUTATING = {"create", "update", "patch", "conditional-update"}
+# SMART permission each write interaction needs (reads and searches check theirs in fhir/interactions).
+WRITE_PERMISSION = {"create": "c", "update": "u", "patch": "u", "conditional-update": "u", "delete": "d",
+                    "conditional-delete": "d"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def blueprint(ctx: FhirContext) -> Blueprint:
         def view(**kwargs: str) -> Response:
             try:
                 response_media_type(request)  # refuse XML-only clients before doing any work
+                if interaction in WRITE_PERMISSION:
+                    ctx.access.permit(WRITE_PERMISSION[interaction], kwargs["rtype"])
                 result = handler(**kwargs)
             except FhirError as error:
                 return render_error(error, request)

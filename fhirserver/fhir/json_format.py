@@ -8,6 +8,7 @@ keys and NaN/Infinity are refused: silently keeping one of two "status" values i
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,25 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
+MAX_DEPTH = 64  # FHIR resources stay far below; refusing deeper input protects the parsers that follow
+_STRINGS = re.compile(r'"[^"]*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def nesting_depth(text: str) -> int:
+    """How deep objects and arrays nest, measured before parsing (strings removed, then brackets counted)."""
+    unescaped = text.replace("\\\\", "").replace('\\"', "")  # escapes first: then strings are "[^"]*"
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", unescaped))
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def loads(body: bytes | str) -> Any:
     """Parse a request body; any defect is a 400 FhirError with a sentence a client can act on."""
     if isinstance(body, bytes):
@@ -42,6 +62,9 @@ def loads(body: bytes | str) -> Any:
             raise bad_request(f"The body is not valid UTF-8 (byte offset {exc.start}).") from None
     if not body.strip():
         raise bad_request("The request body is empty; a FHIR JSON resource was expected.")
+    depth = nesting_depth(body)
+    if depth > MAX_DEPTH:
+        raise bad_request(f"The JSON nests {depth} levels deep; this server accepts at most {MAX_DEPTH}.")
     try:
         return json.loads(
             body, parse_float=Decimal, object_pairs_hook=_no_duplicates, parse_constant=_no_constants

@@ -17,6 +17,8 @@ from typing import TextIO
 
 import requests
 
+from ..security.principal import bearer_header
+
 BATCH_BYTES = 8 * 1024 * 1024
 DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"  # Media Storage Directory Storage, in the file meta header
 
@@ -63,6 +65,7 @@ def ingest(url: str, paths: list[Path], out: TextIO = sys.stderr) -> Summary:
     files = list(_files(paths))
     started, done = time.monotonic(), 0
     with requests.Session() as session:
+        session.headers.update(bearer_header())
         for batch in _batches(files, summary):
             boundary = uuid.uuid4().hex
             body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n"

@@ -17,6 +17,7 @@ from ..fhir.interactions import create
 from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
+from ..security.principal import acting_as_server
 from ..store.repository import StoredVersion
 from .catalog import RecognitionCatalog, province
 from .facts import RESULT_TYPES, ResultFacts, result_facts
@@ -84,7 +85,8 @@ class RecognitionService:
         """The patient's results of the item, newest first (indexed lookups by subject + item)."""
         found = []
         for rtype in RESULT_TYPES:
-            for version in find(ctx, rtype, [("subject", patient), ("item", item)], PRIOR_LIMIT):
+            # Only what the caller may see (its own, or another hospital's with the patient's consent).
+            for version in ctx.access.disclose(find(ctx, rtype, [("subject", patient), ("item", item)], PRIOR_LIMIT)):
                 found.append((version, result_facts(loads(version.text or "{}"), self.catalog.item_system,
                                                     ctx.planner.zone)))
         return sorted(found, key=lambda pair: -(pair[1].date_ms or 0))
@@ -95,7 +97,7 @@ class RecognitionService:
         if mode not in ("check", "accept"):
             raise bad_request("mode is check or accept.", "mode")
         version = ctx.repository.read_current(resource_type, resource_id)
-        if version is None or version.deleted:
+        if version is None or version.deleted or not ctx.access.disclose([version]):
             raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
         requester = self.requester(ctx, requester_ref)
         if requester is None:
@@ -166,7 +168,8 @@ class RecognitionService:
         for decision, performer, _version in found:
             issue = self.detected_issue(decision, performer, order)
             if record:
-                stored = create.create(ctx, "DetectedIssue", issue, RequestInfo(base_url=base_url))
+                with acting_as_server():  # the server records its own finding, whoever asked
+                    stored = create.create(ctx, "DetectedIssue", issue, RequestInfo(base_url=base_url))
                 assert stored.version is not None
                 issue = loads(stored.version.text or "{}")
                 if decision.recognizable:
@@ -281,4 +284,7 @@ class RecognitionService:
             event["purposeOfEvent"] = [reason]
         if kind == "recognition" and item is not None:
             event["extension"] = [{"url": self.saving_url, "valueDecimal": item.price}]
-        create.create(ctx, "AuditEvent", event, RequestInfo(base_url=""))
+        if ctx.record_event is not None:
+            ctx.record_event({"id": str(uuid.uuid4()), **event})
+        else:
+            create.create(ctx, "AuditEvent", event, RequestInfo(base_url=""))

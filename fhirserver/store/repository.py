@@ -130,14 +130,14 @@ class ResourceRepository:
     # -- reads -------------------------------------------------------------------------------
     def read_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The newest version, deleted or not (http://hl7.org/fhir/R4/http.html#read)."""
-        doc = self._db[resource_type].find_one({"_id": resource_id}, projection={"sp": False, "so": False},
+        doc = self._db[resource_type].find_one({"_id": resource_id}, projection={"so": False},
                                                max_time_ms=self._max_time_ms)
         return StoredVersion.from_doc(resource_type, doc) if doc else None
 
     def read_version(self, resource_type: str, resource_id: str, vid: int) -> StoredVersion | None:
         """One past or present version (http://hl7.org/fhir/R4/http.html#vread)."""
         doc = self._db[history_collection(resource_type)].find_one(
-            {"_id": f"{resource_id}/{vid}"}, projection={"sp": False, "so": False}, max_time_ms=self._max_time_ms)
+            {"_id": f"{resource_id}/{vid}"}, projection={"so": False}, max_time_ms=self._max_time_ms)
         return StoredVersion.from_doc(resource_type, doc) if doc else None
 
     def history(self, resource_type: str, resource_id: str | None, since: str | None,
@@ -154,7 +154,7 @@ class ResourceRepository:
                                     {"$and": [{"ts": after_ms}, {"_id": {"$lt": after.key}}]}]})
         query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
         cursor = (self._db[history_collection(resource_type)]
-                  .find(query, projection={"sp": False, "so": False}, max_time_ms=self._max_time_ms)
+                  .find(query, projection={"so": False}, max_time_ms=self._max_time_ms)
                   .sort([("ts", DESCENDING), ("_id", DESCENDING)]).limit(count))
         return [StoredVersion.from_doc(resource_type, d) for d in cursor]
 
@@ -171,7 +171,7 @@ class ResourceRepository:
                 narrowed.sort(key=lambda d, k=key: _sort_value(d, k), reverse=direction < 0)
             return [(StoredVersion.from_doc(resource_type, d), d.get("so") or {}) for d in narrowed[:limit]]
         cursor = (self._db[resource_type]
-                  .find(query, projection={"sp": False}, max_time_ms=self._max_time_ms)
+                  .find(query, max_time_ms=self._max_time_ms)
                   .sort(sort).limit(limit))
         return [(StoredVersion.from_doc(resource_type, d), d.get("so") or {}) for d in cursor]
 
@@ -288,7 +288,7 @@ class ResourceRepository:
         """Current versions of several resources in one query (for transactions)."""
         if not ids:
             return {}
-        cursor = self._db[resource_type].find({"_id": {"$in": ids}}, projection={"sp": False, "so": False},
+        cursor = self._db[resource_type].find({"_id": {"$in": ids}}, projection={"so": False},
                                               max_time_ms=self._max_time_ms)
         return {d["_id"]: StoredVersion.from_doc(resource_type, d) for d in cursor}
 

@@ -58,6 +58,8 @@ class Entry:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+METHOD_PERMISSION = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}  # SMART permission letters
+
 def process(ctx: FhirContext, body: Any, request: RequestInfo, prefer_return: str) -> Result:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise bad_request("POST to the base URL takes a Bundle of type batch or transaction.", "resourceType")
@@ -151,6 +153,7 @@ def _single(ctx: FhirContext, entry: Entry, request: RequestInfo) -> Result:
     rtype, rid = entry.resource_type, entry.resource_id
     if entry.method == "GET":
         return _get(ctx, entry, info)
+    ctx.access.permit(METHOD_PERMISSION.get(entry.method, "r"), rtype)
     if entry.method == "POST":
         return create.create(ctx, rtype, entry.resource, info)
     if entry.method == "PUT":
@@ -337,6 +340,16 @@ def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str], 
 
 def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: str,
                  current: StoredVersion | None) -> StoredVersion | None:
+    assert entry.target_id is not None
+    ctx.access.permit(METHOD_PERMISSION.get(entry.method, "r"), entry.resource_type)
+    version = _version_of(ctx, entry, references, tx, current)
+    if version is not None:
+        ctx.access.check_write(version, current)
+    return version
+
+
+def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: str,
+                current: StoredVersion | None) -> StoredVersion | None:
     assert entry.target_id is not None
     current_vid = current.vid if current else 0
     if entry.if_match is not None and parse_etag(entry.if_match, "ifMatch") != current_vid:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ...config import Settings
 from ...store.repository import ResourceRepository, StoredVersion
@@ -18,6 +18,39 @@ from ..search.parameters import SearchParameterRegistry
 from ..search.planner import Planner
 from ..search.query import QueryParser
 from ..validation import ResourceValidator
+
+
+class Access(Protocol):
+    """Who may do what, asked by the interactions (the policy lives in security/access.py; fhir/ knows
+    only this shape). Forbidden reads answer like missing resources (no existence oracle)."""
+
+    def permit(self, permission: str, resource_type: str) -> None:
+        """Raise 403 unless the caller's scopes grant permission (c, r, u, d, s) on the type."""
+
+    def search_filter(self, resource_type: str) -> dict[str, Any] | None:
+        """A MongoDB clause restricting a search to what the caller may see (None: no restriction)."""
+
+    def disclose(self, versions: list[StoredVersion]) -> list[StoredVersion]:
+        """The versions the caller may see, recorded for the audit; the rest are dropped."""
+
+    def check_write(self, new: StoredVersion, current: StoredVersion | None) -> None:
+        """Raise 403 (or 404 when the caller may not even see `current`) unless the caller may write."""
+
+
+class OpenAccess:
+    """No restriction: the command line, start-up, and FHIRSERVER_AUTH=off."""
+
+    def permit(self, permission: str, resource_type: str) -> None:
+        return None
+
+    def search_filter(self, resource_type: str) -> dict[str, Any] | None:
+        return None
+
+    def disclose(self, versions: list[StoredVersion]) -> list[StoredVersion]:
+        return versions
+
+    def check_write(self, new: StoredVersion, current: StoredVersion | None) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -40,6 +73,9 @@ class FhirContext:
     # after_write(ctx, version, resource) runs once the version is stored.
     before_write: tuple[Callable[..., tuple[dict[str, Any], list[Any]]], ...] = ()
     after_write: tuple[Callable[..., None], ...] = ()
+    access: Access = field(default_factory=OpenAccess)
+    # Where server-made AuditEvents go (the hash-chained trail, security/audit.py); None: stored plainly.
+    record_event: Callable[[dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
     if unknown:
         raise FhirError(400, [Issue("not-supported", f"History does not support the parameter '{k}'; supported: "
                                     f"_since, _count.", expression=(k,)) for k in unknown])
+    ctx.access.permit("r" if resource_id is not None else "s", resource_type)
     if resource_id is not None and (
-            not is_valid_id(resource_id) or ctx.repository.read_current(resource_type, resource_id) is None):
+            not is_valid_id(resource_id) or not ctx.access.disclose(
+                [v for v in [ctx.repository.read_current(resource_type, resource_id)] if v is not None])):
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
     since = parse_search_instant(params["_since"], "_since") if "_since" in params else None
     count = page_size(params.get("_count"), ctx.settings)
@@ -44,7 +46,7 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
     path = f"{resource_type}/{resource_id}/_history" if resource_id else f"{resource_type}/_history"
     keep = [(k, v) for k, v in request.query if k in ("_since", "_count", "_format", "_pretty")]
     bundle = new_bundle("history", page_url(request.base_url, path, list(request.query)))
-    entries = [version_entry(request.base_url, v) for v in versions[:count]]
+    entries = [version_entry(request.base_url, v) for v in ctx.access.disclose(versions[:count])]
     if len(versions) > count:
         last = versions[count - 1]
         token = encode_cursor({"ts": last.last_updated, "key": f"{last.id}/{last.vid}"})

@@ -1,0 +1,185 @@
+"""The access policy: scopes decide which interactions a caller may use; ownership and consent decide which
+patient data it may see; only owners write.
+
+- Data owner: the organization (or practitioner) named by the `owner` search parameter (profiles/
+  SearchParameter-hr-owner.json). Owners write their resources and always read them.
+- Patient data (types in the Patient compartment, and Patient): another organization sees it only while an
+  active Consent of that patient permits it (security/consent.py), or under break-the-glass (audited).
+  A patient-context token sees only its patient's compartment.
+- Types without an owner parameter (Organization, Practitioner, ...) are readable by every authenticated
+  caller and writable only by platform backends (system scopes).
+- What a caller may not see is answered exactly like what does not exist.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..fhir.errors import FhirError, not_found
+from ..fhir.interactions.context import FhirContext
+from ..fhir.interactions.search import find
+from ..fhir.json_format import loads
+from ..fhir.search.compartments import Compartments
+from ..store.indexes import index_field
+from ..store.repository import StoredVersion
+from .consent import ConsentEvaluator, Requester
+from .principal import Principal, current
+from .scopes import grants
+
+OWNER = "owner"
+NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+MAX_CONSENTS = 20_000
+
+
+class PolicyAccess:
+    def __init__(self, consents: ConsentEvaluator, compartments: Compartments, owned_types: set[str],
+                 region_of: Callable[[str], str | None]) -> None:
+        self.consents = consents
+        self.compartments = compartments
+        self.owned_types = owned_types
+        self.region_of = region_of
+        self.ctx: FhirContext | None = None
+
+    def bind(self, ctx: FhirContext) -> None:
+        """The context whose store holds the Consents (set once by the app factory)."""
+        self.ctx = ctx
+
+    # -- the Access protocol ------------------------------------------------------------------------------
+    def permit(self, permission: str, resource_type: str) -> None:
+        p = current()
+        if p is None or p.unrestricted:
+            return
+        if grants(p.scopes, resource_type, permission) is None:
+            raise FhirError.of(403, "forbidden", f"The token's scopes do not allow {NAMES[permission]} on "
+                                                 f"{resource_type} (a scope such as user/{resource_type}."
+                                                 f"{permission} is needed).")
+
+    def search_filter(self, resource_type: str) -> dict[str, Any] | None:
+        p = current()
+        if p is None or p.unrestricted or not self.is_patient_data(resource_type) or p.break_glass:
+            return None
+        if p.patient:
+            return self._members(resource_type, [p.patient])
+        clauses = [{index_field(OWNER): {"$in": p.owners}}] if p.owners and resource_type in self.owned_types else []
+        permitted = self._consenting_patients(p, resource_type)
+        if permitted:
+            clauses.append(self._members(resource_type, permitted))
+        if not clauses:
+            return {"_id": {"$in": []}}
+        return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+    def disclose(self, versions: list[StoredVersion]) -> list[StoredVersion]:
+        p = current()
+        if p is None:
+            return versions
+        shown = [v for v in versions if self.visible(p, v)]
+        for version in shown:
+            p.touched.append(f"{version.resource_type}/{version.id}")
+            p.patients.update(self.patients_of(version))
+        return shown
+
+    def check_write(self, new: StoredVersion, current_version: StoredVersion | None) -> None:
+        p = current()
+        if p is None or p.unrestricted:
+            if p is not None:
+                self._record(p, new)
+            return
+        rtype = new.resource_type
+        if current_version is not None and current_version.text is not None and not self.visible(p, current_version):
+            raise not_found(f"{rtype}/{new.id} does not exist.")
+        if rtype not in self.owned_types:
+            if not any(s.context == "system" for s in p.scopes):
+                raise FhirError.of(403, "forbidden", f"{rtype} is registry data: only platform backends "
+                                                     f"(system/ scopes) write it.")
+        else:
+            for version, what in ((current_version, "stored"), (new, "new")):
+                if version is None or version.deleted:
+                    continue
+                if not set(self.owners_of(version)) & set(p.owners):
+                    raise FhirError.of(403, "forbidden", f"The {what} {rtype} does not belong to "
+                                                         f"{p.organization or p.subject}: name your organization "
+                                                         f"as its owner (see SearchParameter hr-owner).")
+        self._record(p, new)
+
+    # -- visibility ------------------------------------------------------------------------------------------
+    def visible(self, p: Principal, version: StoredVersion) -> bool:
+        if p.unrestricted:
+            return True
+        rtype = version.resource_type
+        if grants(p.scopes, rtype, "r") is None and grants(p.scopes, rtype, "s") is None:
+            return False
+        if not self.is_patient_data(rtype) or p.break_glass:
+            return True
+        patients = self.patients_of(version)
+        if p.patient:
+            return p.patient in patients
+        if set(self.owners_of(version)) & set(p.owners):
+            return True
+        return any(self._consents_to(p, patient, rtype) for patient in patients)
+
+    def is_patient_data(self, resource_type: str) -> bool:
+        return resource_type == "Patient" or bool(self.compartments.parameters("Patient", resource_type))
+
+    def patients_of(self, version: StoredVersion) -> set[str]:
+        if version.resource_type == "Patient":
+            return {f"Patient/{version.id}"}
+        params = self.compartments.parameters("Patient", version.resource_type)
+        return {v for param in params for v in version.sp.get(param.replace("-", "_"), [])
+                if isinstance(v, str) and v.startswith("Patient/")}
+
+    def owners_of(self, version: StoredVersion) -> list[str]:
+        """Owner references; a PractitionerRole stands for its organization (and its practitioner)."""
+        owners = [v for v in version.sp.get(OWNER, []) if isinstance(v, str) and "/" in v]
+        for ref in [o for o in owners if o.startswith("PractitionerRole/")]:
+            role = self._ctx.repository.read_current("PractitionerRole", ref.split("/", 1)[1])
+            if role is not None and role.text:
+                data = loads(role.text)
+                owners += [(data.get(k) or {}).get("reference", "") for k in ("organization", "practitioner")]
+        return owners
+
+    # -- consent -------------------------------------------------------------------------------------------------
+    def _requester(self, p: Principal) -> Requester:
+        if p.region is None and p.organization:
+            p.region = self.region_of(p.organization) or ""
+        return Requester(p.organization, p.region or None)
+
+    def _consents_to(self, p: Principal, patient: str, resource_type: str) -> bool:
+        key = f"{patient} {resource_type}"
+        if key not in p.consent_cache:
+            consents = [loads(v.text) for v in find(self._ctx, "Consent", [("patient", patient)], 200) if v.text]
+            p.consent_cache[key] = self.consents.decide(consents, self._requester(p), resource_type, _now_ms())
+        return p.consent_cache[key]
+
+    def _consenting_patients(self, p: Principal, resource_type: str) -> list[str]:
+        by_patient: dict[str, list[dict[str, Any]]] = {}
+        for version in find(self._ctx, "Consent", [("status", "active")], MAX_CONSENTS):
+            consent = loads(version.text or "{}")
+            patient = (consent.get("patient") or {}).get("reference")
+            if isinstance(patient, str) and patient.startswith("Patient/"):
+                by_patient.setdefault(patient, []).append(consent)
+        requester, now = self._requester(p), _now_ms()
+        return sorted(patient for patient, consents in by_patient.items()
+                      if self.consents.decide(consents, requester, resource_type, now))
+
+    def _members(self, resource_type: str, patients: list[str]) -> dict[str, Any]:
+        if resource_type == "Patient":
+            return {"_id": {"$in": [ref.split("/", 1)[1] for ref in patients]}}
+        params = self.compartments.parameters("Patient", resource_type)
+        clauses = [{index_field(param): {"$in": patients}} for param in params]
+        return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+    def _record(self, p: Principal, version: StoredVersion) -> None:
+        p.touched.append(f"{version.resource_type}/{version.id}")
+        if not version.deleted:
+            p.patients.update(self.patients_of(version))
+
+    @property
+    def _ctx(self) -> FhirContext:
+        assert self.ctx is not None, "PolicyAccess.bind(ctx) was not called"
+        return self.ctx
+
+
+def _now_ms() -> float:
+    return time.time() * 1000.0

@@ -1,0 +1,129 @@
+"""The audit trail: one AuditEvent per audited request (and per recognition event), chained by hashes.
+
+Each event carries its position (extension hr-audit-sequence) and the SHA-256 of the previous event's hash
+followed by its own canonical JSON (extension hr-audit-hash). A head document advanced by compare-and-set
+orders events across worker processes; a link per position lets `fhirserver audit verify` walk the chain and
+report an event that was changed, removed or re-ordered. The chain proves tampering inside the store; an
+attacker able to rewrite every later event too is caught only by comparing with an exported head hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from pymongo.database import Database
+
+from ..fhir.interactions.context import FhirContext
+from ..fhir.interactions.writing import store_trusted
+from ..fhir.json_format import dumps, loads
+from ..store.repository import StoredVersion
+
+log = logging.getLogger(__name__)
+
+CHAIN = "audit_chain"
+HEAD = "head"
+GENESIS = "0" * 64
+MAX_ATTEMPTS = 200
+
+
+def canonical(event: dict[str, Any], hash_url: str) -> bytes:
+    """The bytes that are hashed: the event without meta and without its own hash, keys sorted."""
+    body = {k: v for k, v in event.items() if k != "meta"}
+    body["extension"] = [e for e in body.get("extension", []) if e.get("url") != hash_url]
+    if not body["extension"]:
+        del body["extension"]
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=_decimal)
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(type(value).__name__)
+
+
+def link_hash(previous: str, event: dict[str, Any], hash_url: str) -> str:
+    return hashlib.sha256(previous.encode("ascii") + canonical(event, hash_url)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Problem:
+    sequence: int
+    text: str
+
+
+class AuditTrail:
+    def __init__(self, ctx: FhirContext, canonical_base: str) -> None:
+        self.ctx = ctx
+        self.sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
+        self.hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
+        self.chain = ctx.repository.database[CHAIN]
+
+    def append(self, event: dict[str, Any]) -> StoredVersion:
+        """Give the event the next position and hash, then store it."""
+        event = loads(dumps(event))  # the exact JSON that will be stored (decimals as written)
+        base = [e for e in event.get("extension", []) if e.get("url") not in (self.sequence_url, self.hash_url)]
+        for _ in range(MAX_ATTEMPTS):
+            head = self.chain.find_one({"_id": HEAD}) or {"seq": 0, "hash": GENESIS}
+            sequence = int(head["seq"]) + 1
+            candidate = {**event, "extension": [*base, {"url": self.sequence_url, "valueInteger": sequence}]}
+            digest = link_hash(head["hash"], candidate, self.hash_url)
+            if self._advance(head, sequence, digest, candidate["id"]):
+                candidate["extension"].append({"url": self.hash_url, "valueString": digest})
+                return store_trusted(self.ctx, candidate)
+        raise RuntimeError("the audit chain head is too contended")
+
+    def _advance(self, head: dict[str, Any], sequence: int, digest: str, event_id: str) -> bool:
+        from pymongo.errors import DuplicateKeyError
+
+        try:
+            if head["seq"] == 0 and "_id" not in head:
+                self.chain.insert_one({"_id": HEAD, "seq": sequence, "hash": digest})
+            else:
+                moved = self.chain.update_one({"_id": HEAD, "seq": head["seq"]},
+                                              {"$set": {"seq": sequence, "hash": digest}})
+                if moved.modified_count != 1:
+                    return False
+            self.chain.insert_one({"_id": f"link-{sequence:012d}", "seq": sequence, "hash": digest,
+                                   "event": event_id})
+        except DuplicateKeyError:
+            return False
+        return True
+
+
+def verify(db: Database, canonical_base: str) -> Iterator[Problem]:
+    """Walk the chain from the first event; yield every break. Silence means the chain is intact."""
+    sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
+    hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
+    head = db[CHAIN].find_one({"_id": HEAD})
+    if head is None:
+        return
+    previous = GENESIS
+    links = {doc["seq"]: doc for doc in db[CHAIN].find({"_id": {"$regex": "^link-"}})}
+    for sequence in range(1, int(head["seq"]) + 1):
+        link = links.get(sequence)
+        if link is None:
+            yield Problem(sequence, "the chain has no link at this position (removed, or a crash mid-write)")
+            continue
+        doc = db["AuditEvent"].find_one({"_id": link["event"]})
+        if doc is None or not doc.get("text"):
+            yield Problem(sequence, f"AuditEvent/{link['event']} is missing")
+            previous = link["hash"]
+            continue
+        event = loads(doc["text"])
+        extensions = {e.get("url"): e for e in event.get("extension", [])}
+        claimed = (extensions.get(hash_url) or {}).get("valueString")
+        position = (extensions.get(sequence_url) or {}).get("valueInteger")
+        recomputed = link_hash(previous, event, hash_url)
+        if position != sequence:
+            yield Problem(sequence, f"AuditEvent/{link['event']} claims position {position}")
+        if recomputed != link["hash"] or claimed != link["hash"]:
+            yield Problem(sequence, f"AuditEvent/{link['event']} was modified (its hash no longer matches)")
+        previous = link["hash"]
+    if previous != head["hash"]:
+        yield Problem(int(head["seq"]), "the head hash does not match the last link")

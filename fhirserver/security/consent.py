@@ -1,0 +1,74 @@
+"""Does a patient's Consent let an organization see this kind of data now? (R4 Consent, scope patient-privacy)
+
+A provision applies when its period covers now, its actors include the organization (by reference, or by
+region through an actor reference whose identifier is the hr-region code) and its classes include the resource
+type; empty lists match everything. A nested provision that applies overrides its parent; among siblings deny
+wins. Across several active consents of the patient, deny wins; no applicable permit means no access.
+http://hl7.org/fhir/R4/consent.html#provision
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..fhir.search.values import date_range
+
+SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
+RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
+
+
+@dataclass(frozen=True)
+class Requester:
+    organization: str | None
+    region: str | None
+
+
+class ConsentEvaluator:
+    def __init__(self, region_system: str, zone: Any) -> None:
+        self.region_system = region_system
+        self.zone = zone
+
+    def decide(self, consents: Iterable[dict[str, Any]], who: Requester, resource_type: str, now_ms: float) -> bool:
+        outcomes = [self._provision(c.get("provision") or {}, who, resource_type, now_ms, root=True)
+                    for c in consents if self.is_privacy_consent(c)]
+        decided = [o for o in outcomes if o is not None]
+        return bool(decided) and "deny" not in decided
+
+    @staticmethod
+    def is_privacy_consent(consent: dict[str, Any]) -> bool:
+        scope = consent.get("scope") or {}
+        return consent.get("status") == "active" and any(
+            c.get("system") == SCOPE_SYSTEM and c.get("code") == "patient-privacy" for c in scope.get("coding", []))
+
+    def _provision(self, provision: dict[str, Any], who: Requester, resource_type: str, now_ms: float,
+                   root: bool = False) -> str | None:
+        if not self._applies(provision, who, resource_type, now_ms):
+            return None
+        outcome = provision.get("type") or ("deny" if root else None)
+        nested = [self._provision(p, who, resource_type, now_ms) for p in provision.get("provision", [])]
+        nested = [n for n in nested if n is not None]
+        if nested:
+            outcome = "deny" if "deny" in nested else "permit"
+        return outcome
+
+    def _applies(self, provision: dict[str, Any], who: Requester, resource_type: str, now_ms: float) -> bool:
+        period = provision.get("period")
+        if period:
+            start = date_range(period["start"], self.zone).lo if period.get("start") else float("-inf")
+            end = date_range(period["end"], self.zone).hi if period.get("end") else float("inf")
+            if not start <= now_ms < end:
+                return False
+        classes = [c.get("code") for c in provision.get("class", []) if c.get("system") in (None, RESOURCE_TYPES)]
+        if provision.get("class") and resource_type not in classes:
+            return False
+        actors = provision.get("actor", [])
+        return not actors or any(self._actor_matches(a.get("reference") or {}, who) for a in actors)
+
+    def _actor_matches(self, reference: dict[str, Any], who: Requester) -> bool:
+        if who.organization and reference.get("reference") == who.organization:
+            return True
+        identifier = reference.get("identifier") or {}
+        return bool(who.region and identifier.get("system") == self.region_system
+                    and identifier.get("value") == who.region)

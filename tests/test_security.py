@@ -1,0 +1,395 @@
+"""Authentication, authorization, consent and audit, end to end against a server with FHIRSERVER_AUTH=on.
+
+The JWT matrix covers the ways trusted FHIR servers have been fooled (alg none, HS/RS confusion, unknown kid);
+the access matrix crosses callers x patients' consent states x interactions and counts over- and under-sharing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jwt
+import pymongo
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from conftest import FHIR_JSON, ServerProcess, new_server
+
+ISSUER = "https://auth.test.example"
+SECRET = "development-secret-of-at-least-32-chars"
+C = "http://hr.example.org/fhir"
+REGION = f"{C}/CodeSystem/hr-region"
+
+
+class Keys:
+    def __init__(self, folder: Path) -> None:
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        jwks = {"keys": [{**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key())), "kid": "rs1",
+                          "alg": "RS256", "use": "sig"},
+                         {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key())), "kid": "es1",
+                          "alg": "ES256", "use": "sig"}]}
+        self.path = folder / "jwks.json"
+        self.path.write_text(json.dumps(jwks))
+
+    def rsa_public_pem(self) -> bytes:
+        return self.rsa.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Keys]]:
+    folder = tmp_path_factory.mktemp("secure")
+    keys = Keys(folder)
+    handle = new_server(folder)
+    handle.extra_env.update({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": ISSUER,
+                             "FHIRSERVER_AUTH_JWKS": str(keys.path), "FHIRSERVER_AUTH_HS256_SECRET": SECRET,
+                             "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{handle.port}/fhir",
+                             "FHIRSERVER_REORDER_RULE": "off"})
+    handle.start()
+    yield handle, keys
+    handle.stop()
+
+
+def claims(server: ServerProcess, **extra: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {"iss": ISSUER, "aud": server.base, "sub": "client-1", "iat": now, "nbf": now - 5, "exp": now + 600,
+            "scope": "system/*.cruds", "organization": "Organization/sec-a"}
+    base.update(extra)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def hs(server: ServerProcess, **extra: Any) -> str:
+    return jwt.encode(claims(server, **extra), SECRET, algorithm="HS256")
+
+
+def call(server: ServerProcess, method: str, path: str, token: str | None, body: Any = None,
+         **headers: str) -> requests.Response:
+    h = {"Accept": FHIR_JSON, **headers}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    if body is not None:
+        h["Content-Type"] = FHIR_JSON
+    return requests.request(method, f"{server.base}{path}", headers=h, timeout=30,
+                            data=None if body is None else json.dumps(body, ensure_ascii=False).encode())
+
+
+def _unsigned(payload: dict[str, Any], header: dict[str, Any]) -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(payload)}."
+
+
+def _hmac_forged(payload: dict[str, Any], secret: bytes) -> str:
+    """What an attacker sends when a server might verify HS256 with the RSA public key as the secret."""
+    signing_input = _unsigned(payload, {"alg": "HS256", "typ": "JWT", "kid": "rs1"})[:-1]
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+# -- the JWT matrix ----------------------------------------------------------------------------------------
+def test_jwt_matrix(secure: tuple[ServerProcess, Keys]) -> None:
+    server, keys = secure
+    now = int(time.time())
+    other_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cases: list[tuple[str, str | None, int]] = [
+        ("valid HS256", hs(server), 200),
+        ("valid RS256", jwt.encode(claims(server), keys.rsa, algorithm="RS256", headers={"kid": "rs1"}), 200),
+        ("valid ES256", jwt.encode(claims(server), keys.ec, algorithm="ES256", headers={"kid": "es1"}), 200),
+        ("no token", None, 401),
+        ("expired", hs(server, exp=now - 3600, iat=now - 7200, nbf=now - 7200), 401),
+        ("not yet valid", hs(server, nbf=now + 3600), 401),
+        ("wrong issuer", hs(server, iss="https://evil.example"), 401),
+        ("wrong audience", hs(server, aud="https://other.example/fhir"), 401),
+        ("no exp", hs(server, exp=None), 401),
+        ("alg none", _unsigned(claims(server), {"alg": "none", "typ": "JWT"}), 401),
+        ("alg None, kid of a real key", _unsigned(claims(server), {"alg": "None", "kid": "rs1"}), 401),
+        ("HS/RS confusion: HS256 keyed with the RSA public key",
+         _hmac_forged(claims(server), keys.rsa_public_pem()), 401),
+        ("RS256 header on an ES key", jwt.encode(claims(server), keys.rsa, algorithm="RS256",
+                                                 headers={"kid": "es1"}), 401),
+        ("bad signature", hs(server)[:-4] + ("AAAA" if not hs(server).endswith("AAAA") else "BBBB"), 401),
+        ("signed by an unknown RSA key", jwt.encode(claims(server), other_rsa, algorithm="RS256",
+                                                    headers={"kid": "rs1"}), 401),
+        ("unknown key id", jwt.encode(claims(server), other_rsa, algorithm="RS256", headers={"kid": "zz9"}), 401),
+        ("HS512 not allowed", jwt.encode(claims(server), SECRET + SECRET, algorithm="HS512"), 401),
+        ("garbage", "not.a.jwt", 401),
+        ("missing scopes", hs(server, scope="openid launch"), 403),
+        ("scope for another type", hs(server, scope="system/Patient.rs"), 403),
+        ("v1 read scope", hs(server, scope="system/Observation.read"), 200),
+    ]
+    failures = []
+    for name, token, expected in cases:
+        response = call(server, "GET", "/Observation?_count=1", token)
+        if response.status_code != expected:
+            failures.append(f"{name}: {response.status_code} (expected {expected}) {response.text[:160]}")
+            continue
+        if expected >= 400:
+            body = response.json()
+            assert body["resourceType"] == "OperationOutcome", name
+            assert "Traceback" not in response.text
+        if expected == 401:
+            assert response.headers["WWW-Authenticate"].startswith("Bearer"), name
+    assert not failures, "\n".join(failures)
+
+
+def test_public_endpoints_need_no_token(secure: tuple[ServerProcess, Keys]) -> None:
+    server, _ = secure
+    assert call(server, "GET", "/metadata", None).status_code == 200
+    smart = requests.get(f"{server.base}/.well-known/smart-configuration", timeout=10)
+    assert smart.status_code == 200 and smart.json()["issuer"] == ISSUER
+    assert "permission-v2" in smart.json()["capabilities"]
+    assert call(server, "GET", "/Patient", None).status_code == 401
+
+
+def test_security_headers(secure: tuple[ServerProcess, Keys]) -> None:
+    server, _ = secure
+    response = call(server, "GET", "/metadata", None, **{"X-Request-Id": "abc-123"})
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-Id"] == "abc-123"
+    assert "Access-Control-Allow-Origin" not in response.headers  # no CORS origins configured
+
+
+# -- the access matrix ---------------------------------------------------------------------------------------
+HOSPITALS = {"sec-a": "500000", "sec-b": "510000", "sec-c": "520000"}
+CONSENT_STATES = ("none", "permit-b", "permit-region", "expired", "denied", "class-observation", "revoked")
+
+
+def _consent(patient: str, state: str) -> dict[str, Any] | None:
+    base: dict[str, Any] = {"resourceType": "Consent", "status": "active",
+                            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                                  "code": "patient-privacy"}]},
+                            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                            "patient": {"reference": patient}, "organization": [{"reference": "Organization/sec-a"}],
+                            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                                       "code": "OPTIN"}]}}
+    actor_b = {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                    "code": "IRCP"}]}, "reference": {"reference": "Organization/sec-b"}}
+    if state == "none":
+        return None
+    if state == "permit-b":
+        base["provision"] = {"type": "permit", "actor": [actor_b]}
+    elif state == "permit-region":
+        base["provision"] = {"type": "permit", "actor": [{**actor_b, "reference": {
+            "type": "Organization", "identifier": {"system": REGION, "value": "510000"}}}]}
+    elif state == "expired":
+        base["provision"] = {"type": "permit", "actor": [actor_b], "period": {"start": "2020-01-01",
+                                                                             "end": "2021-01-01"}}
+    elif state == "denied":
+        base["provision"] = {"type": "permit", "provision": [{"type": "deny", "actor": [actor_b]}]}
+    elif state == "class-observation":
+        base["provision"] = {"type": "permit", "actor": [actor_b],
+                             "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}]}
+    elif state == "revoked":
+        base["status"] = "inactive"
+        base["provision"] = {"type": "permit", "actor": [actor_b]}
+    return base
+
+
+@pytest.fixture(scope="module")
+def world(secure: tuple[ServerProcess, Keys]) -> dict[str, Any]:
+    """Hospitals A, B, C; one patient of A per consent state, each with a report A performed."""
+    server, _ = secure
+    admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    for hospital, region in HOSPITALS.items():
+        org = {"resourceType": "Organization", "id": hospital, "name": hospital, "extension": [{
+            "url": f"{C}/StructureDefinition/hr-region", "valueCoding": {"system": REGION, "code": region}}]}
+        assert call(server, "PUT", f"/Organization/{hospital}", admin, org).status_code in (200, 201)
+    patients, reports = {}, {}
+    for state in CONSENT_STATES:
+        pid = f"sec-{state}-{uuid.uuid4().hex[:6]}"
+        patient = {"resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"},
+                   "identifier": [{"system": "urn:oid:2.16.156.10011.1.1", "value": pid}]}
+        assert call(server, "PUT", f"/Patient/{pid}", admin, patient).status_code == 201
+        report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "血常规"},
+                  "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-a"}],
+                  "effectiveDateTime": "2026-11-01"}
+        created = call(server, "POST", "/DiagnosticReport", admin, report)
+        assert created.status_code == 201, created.text
+        consent = _consent(f"Patient/{pid}", state)
+        if consent is not None:
+            assert call(server, "POST", "/Consent", admin, consent).status_code == 201
+        patients[state], reports[state] = pid, created.json()["id"]
+    return {"patients": patients, "reports": reports}
+
+
+def _callers(server: ServerProcess, world: dict[str, Any]) -> dict[str, tuple[str, dict[str, str]]]:
+    own_patient = world["patients"]["none"]
+    return {
+        "A user": (hs(server, scope="user/*.cruds", fhirUser="Practitioner/doc-a"), {}),
+        "B user": (hs(server, scope="user/*.rs", organization="Organization/sec-b", fhirUser="Practitioner/doc-b"),
+                   {}),
+        "B system": (hs(server, scope="system/*.rs", organization="Organization/sec-b"), {}),
+        "C user": (hs(server, scope="user/*.rs", organization="Organization/sec-c", fhirUser="Practitioner/doc-c"),
+                   {}),
+        "B break-glass": (hs(server, scope="user/*.rs", organization="Organization/sec-b",
+                             fhirUser="Practitioner/doc-b"), {"X-Break-Glass": quote("患者昏迷，急诊抢救需要既往检查")}),
+        "patient app": (hs(server, scope="patient/*.rs", organization=None, patient=own_patient), {}),
+    }
+
+
+def _expected(caller: str, state: str) -> bool:
+    """The policy, written out: who may see a report A performed for a patient in each consent state."""
+    if caller in ("A user", "B break-glass"):
+        return True
+    if caller == "patient app":
+        return state == "none"
+    if caller in ("B user", "B system"):
+        return state in ("permit-b", "permit-region")
+    return state == "denied"  # C: only the consent that permits everyone but B
+
+
+def test_access_matrix(secure: tuple[ServerProcess, Keys], world: dict[str, Any]) -> None:
+    server, _ = secure
+    over, under, checked = [], [], 0
+    for caller, (token, headers) in _callers(server, world).items():
+        for state in CONSENT_STATES:
+            expected = _expected(caller, state)
+            pid, rid = world["patients"][state], world["reports"][state]
+            read = call(server, "GET", f"/DiagnosticReport/{rid}", token, **headers)
+            searched = call(server, "GET", f"/DiagnosticReport?subject=Patient/{pid}&_total=accurate", token,
+                            **headers)
+            patient = call(server, "GET", f"/Patient/{pid}", token, **headers)
+            has = call(server, "GET", f"/Patient?_id={pid}&_has:DiagnosticReport:subject:status=final", token,
+                       **headers)
+            seen = {"read": read.status_code == 200, "search": searched.json().get("total") == 1,
+                    "patient": patient.status_code == 200, "_has": len(has.json().get("entry", [])) == 1}
+            for interaction, visible in seen.items():
+                checked += 1
+                if visible and not expected:
+                    over.append(f"{caller} / {state} / {interaction}")
+                if expected and not visible:
+                    under.append(f"{caller} / {state} / {interaction}")
+            if not expected:  # forbidden looks exactly like missing
+                missing = call(server, "GET", f"/DiagnosticReport/no-such-{uuid.uuid4().hex[:6]}", token, **headers)
+                assert read.status_code == missing.status_code == 404
+                assert read.json()["issue"][0]["code"] == missing.json()["issue"][0]["code"]
+    print(f"\naccess matrix: {checked} checks, {len(over)} over-shared, {len(under)} under-shared")
+    assert not over, f"over-sharing: {over}"
+    assert not under, f"under-sharing: {under}"
+
+
+
+def test_unfiltered_search_shows_exactly_what_consent_allows(secure: tuple[ServerProcess, Keys],
+                                                             world: dict[str, Any]) -> None:
+    server, _ = secure
+    token = hs(server, scope="user/*.rs", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    found = call(server, "GET", "/DiagnosticReport?_count=1000&_total=accurate", token).json()
+    ids = {e["resource"]["id"] for e in found.get("entry", [])}
+    assert ids == {world["reports"]["permit-b"], world["reports"]["permit-region"]}
+    assert found["total"] == 2
+
+
+def test_writes_only_to_own_organization(secure: tuple[ServerProcess, Keys], world: dict[str, Any]) -> None:
+    server, _ = secure
+    b_writer = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    pid = world["patients"]["permit-b"]
+    report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "x"},
+              "subject": {"reference": f"Patient/{pid}"}}
+    as_a = call(server, "POST", "/DiagnosticReport", b_writer, {**report, "performer": [
+        {"reference": "Organization/sec-a"}]})
+    assert as_a.status_code == 403 and as_a.json()["resourceType"] == "OperationOutcome"
+    no_owner = call(server, "POST", "/DiagnosticReport", b_writer, report)
+    assert no_owner.status_code == 403
+    own = call(server, "POST", "/DiagnosticReport", b_writer, {**report, "performer": [
+        {"reference": "Organization/sec-b"}]})
+    assert own.status_code == 201
+    visible_foreign = world["reports"]["permit-b"]  # B may read it (consent) but not change it
+    current = call(server, "GET", f"/DiagnosticReport/{visible_foreign}", b_writer).json()
+    assert call(server, "PUT", f"/DiagnosticReport/{visible_foreign}", b_writer,
+                {**current, "status": "cancelled"}).status_code == 403
+    assert call(server, "DELETE", f"/DiagnosticReport/{visible_foreign}", b_writer).status_code == 403
+    hidden = world["reports"]["none"]  # B may not even know it exists
+    assert call(server, "DELETE", f"/DiagnosticReport/{hidden}", b_writer).status_code == 404
+    registry = call(server, "PUT", "/Organization/sec-b", b_writer, {"resourceType": "Organization", "id": "sec-b",
+                                                                     "name": "renamed by a user"})
+    assert registry.status_code == 403
+    read_only = hs(server, scope="user/*.rs", organization="Organization/sec-b")
+    assert call(server, "POST", "/DiagnosticReport", read_only, {**report, "performer": [
+        {"reference": "Organization/sec-b"}]}).status_code == 403
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {**report, "performer": [{"reference": "Organization/sec-a"}]},
+         "request": {"method": "POST", "url": "DiagnosticReport"}}]}
+    assert call(server, "POST", "", b_writer, bundle).status_code == 403
+    assert call(server, "GET", f"/DiagnosticReport/{visible_foreign}", b_writer).json()["status"] == "final"
+
+
+def test_break_glass_needs_a_practitioner(secure: tuple[ServerProcess, Keys], world: dict[str, Any]) -> None:
+    server, _ = secure
+    system = hs(server, scope="system/*.rs", organization="Organization/sec-b")
+    response = call(server, "GET", f"/DiagnosticReport/{world['reports']['none']}", system,
+                    **{"X-Break-Glass": "emergency"})
+    assert response.status_code == 403
+
+
+# -- audit ---------------------------------------------------------------------------------------------------
+def _audit_count(server: ServerProcess) -> int:
+    with pymongo.MongoClient(server.mongo_uri()) as client:
+        return client[server.db_name]["AuditEvent"].count_documents({})
+
+
+def test_every_request_is_audited_and_the_chain_verifies(secure: tuple[ServerProcess, Keys],
+                                                          world: dict[str, Any]) -> None:
+    server, _ = secure
+    a = hs(server, scope="user/*.cruds", fhirUser="Practitioner/doc-a")
+    b = hs(server, scope="user/*.rs", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    pid, rid = world["patients"]["permit-b"], world["reports"]["permit-b"]
+    before = _audit_count(server)
+    workload = [
+        ("GET", f"/DiagnosticReport/{rid}", a, None), ("GET", f"/DiagnosticReport/{rid}", b, None),
+        ("GET", f"/DiagnosticReport?subject=Patient/{pid}", b, None), ("GET", "/DiagnosticReport/missing-x", b, None),
+        ("GET", f"/DiagnosticReport/{rid}", None, None), ("GET", f"/DiagnosticReport/{rid}", "bad.token.x", None),
+        ("POST", "/Observation", a, {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                                     "subject": {"reference": f"Patient/{pid}"},
+                                     "performer": [{"reference": "Organization/sec-a"}]}),
+        ("POST", "/Observation", a, {"resourceType": "Observation", "status": "bogus"}),
+        ("POST", "/Observation", b, {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}),
+        ("GET", f"/Patient/{pid}/_history", a, None), ("DELETE", f"/DiagnosticReport/{rid}", b, None),
+        ("GET", "/metadata", None, None), ("GET", "/CodeSystem/hr-item", a, None),
+    ]
+    audited = 0
+    for method, path, token, body in workload:
+        call(server, method, path, token, body)
+        audited += path not in ("/metadata", "/CodeSystem/hr-item")
+    assert _audit_count(server) == before + audited
+    events = call(server, "GET", f"/AuditEvent?patient=Patient/{pid}&_count=100", a).json()
+    assert any(e["resource"]["outcome"] == "0" for e in events.get("entry", []))
+    b_read = call(server, "GET", f"/AuditEvent?agent=Practitioner/doc-b&_count=100&date=ge2020-01-01", b).json()
+    outcomes = {e["resource"]["outcome"] for e in b_read.get("entry", [])}
+    assert {"0", "4"} <= outcomes  # failures are recorded too
+
+    verify = _verify(server)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "INTACT" in verify.stdout
+    with pymongo.MongoClient(server.mongo_uri()) as client:
+        events_coll = client[server.db_name]["AuditEvent"]
+        victim = events_coll.find_one({"text": {"$regex": "doc-b"}})
+        assert victim is not None
+        events_coll.update_one({"_id": victim["_id"]}, {"$set": {"text": victim["text"].replace("doc-b", "doc-x")}})
+        try:
+            broken = _verify(server)
+        finally:
+            events_coll.update_one({"_id": victim["_id"]}, {"$set": {"text": victim["text"]}})
+    assert broken.returncode == 1
+    assert f"AuditEvent/{victim['_id']} was modified" in broken.stdout
+
+
+def _verify(server: ServerProcess) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FHIRSERVER_AUTH": "off", "FHIRSERVER_MONGODB_DB": server.db_name}
+    return subprocess.run([sys.executable, "-m", "fhirserver", "audit", "verify", "--data-dir", str(server.data_dir)],
+                          capture_output=True, text=True, timeout=120, env=env)
