@@ -24,15 +24,15 @@ import jwt
 import pymongo
 import pytest
 import requests
+from conftest import FHIR_JSON, ServerProcess, new_server
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-from conftest import FHIR_JSON, ServerProcess, new_server
 
 ISSUER = "https://auth.test.example"
 SECRET = "development-secret-of-at-least-32-chars"
 C = "http://hr.example.org/fhir"
 REGION = f"{C}/CodeSystem/hr-region"
+EMERGENCY = "患者昏迷，急诊抢救需要既往检查"
 
 
 class Keys:
@@ -238,7 +238,7 @@ def _callers(server: ServerProcess, world: dict[str, Any]) -> dict[str, tuple[st
         "C user": (hs(server, scope="user/*.rs", organization="Organization/sec-c", fhirUser="Practitioner/doc-c"),
                    {}),
         "B break-glass": (hs(server, scope="user/*.rs", organization="Organization/sec-b",
-                             fhirUser="Practitioner/doc-b"), {"X-Break-Glass": quote("患者昏迷，急诊抢救需要既往检查")}),
+                             fhirUser="Practitioner/doc-b"), {"X-Break-Glass": quote(EMERGENCY)}),
         "patient app": (hs(server, scope="patient/*.rs", organization=None, patient=own_patient), {}),
     }
 
@@ -369,7 +369,7 @@ def test_every_request_is_audited_and_the_chain_verifies(secure: tuple[ServerPro
     assert _audit_count(server) == before + audited
     events = call(server, "GET", f"/AuditEvent?patient=Patient/{pid}&_count=100", a).json()
     assert any(e["resource"]["outcome"] == "0" for e in events.get("entry", []))
-    b_read = call(server, "GET", f"/AuditEvent?agent=Practitioner/doc-b&_count=100&date=ge2020-01-01", b).json()
+    b_read = call(server, "GET", "/AuditEvent?agent=Practitioner/doc-b&_count=100&date=ge2020-01-01", b).json()
     outcomes = {e["resource"]["outcome"] for e in b_read.get("entry", [])}
     assert {"0", "4"} <= outcomes  # failures are recorded too
 
