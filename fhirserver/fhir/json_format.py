@@ -36,6 +36,8 @@ def _no_constants(name: str) -> Any:
 
 MAX_DEPTH = 64  # FHIR resources stay far below; refusing deeper input protects the parsers that follow
 _STRINGS = re.compile(r'"[^"]*"')
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                             r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
@@ -62,6 +64,8 @@ def loads(body: bytes | str) -> Any:
             raise bad_request(f"The body is not valid UTF-8 (byte offset {exc.start}).") from None
     if not body.strip():
         raise bad_request("The request body is empty; a FHIR JSON resource was expected.")
+    if _LONE_SURROGATE.search(body.replace("\\\\", "")):
+        raise bad_request("The JSON has a \\u escape of half a UTF-16 surrogate pair; that is not a character.")
     depth = nesting_depth(body)
     if depth > MAX_DEPTH:
         raise bad_request(f"The JSON nests {depth} levels deep; this server accepts at most {MAX_DEPTH}.")

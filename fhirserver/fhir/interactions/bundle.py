@@ -93,6 +93,9 @@ def _parse_entry(raw: Any, index: int) -> Entry:
     if path.startswith(("http:", "https:")) or "//" in url:
         raise _entry_error(index, bad_request(f"{where}.request.url must be relative (e.g. Patient/123).",
                                               f"{where}.request.url"))
+    if method == "POST" and (parts.query or "/" in path):
+        raise _entry_error(index, bad_request(f"{where}.request.url of a POST is the resource type alone (e.g. "
+                                              f"Observation); use ifNoneExist for conditions.", f"{where}.request.url"))
     segments = path.split("/") if path else []
     resource_type = segments[0] if segments else ""
     if method != "GET" and not is_supported(resource_type):

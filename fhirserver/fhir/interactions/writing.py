@@ -43,6 +43,10 @@ def check_body(body: Any, resource_type: str) -> dict[str, Any]:
         raise bad_request("The resource has no 'resourceType'.", "resourceType")
     if declared != resource_type:
         raise bad_request(f"The body holds a {declared[:40]} but the URL is for {resource_type}.", "resourceType")
+    if "id" in body and not isinstance(body["id"], str):
+        raise bad_request("The resource's 'id' must be a string.", f"{resource_type}.id")
+    if "meta" in body and not isinstance(body["meta"], dict):
+        raise bad_request("The resource's 'meta' must be a JSON object.", f"{resource_type}.meta")
     return body
 
 
