@@ -32,7 +32,8 @@ def corpus() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
 
     def body(name: str, raw: bytes | str, path: str = "/Observation", method: str = "POST",
              headers: dict[str, str] | None = None) -> None:
-        cases.append((name, method, path, raw.encode() if isinstance(raw, str) else raw, js if headers is None else headers))
+        data = raw.encode() if isinstance(raw, str) else raw
+        cases.append((name, method, path, data, js if headers is None else headers))
 
     def resource(name: str, change: dict[str, Any], path: str = "/Observation", method: str = "POST") -> None:
         body(name, json.dumps({**ok, **change}, ensure_ascii=False), path, method)
@@ -49,7 +50,8 @@ def corpus() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
     # wrong types and shapes
     for i, change in enumerate([
             {"status": 1}, {"status": None}, {"status": ["final"]}, {"status": "bogus"}, {"code": "718-7"},
-            {"code": []}, {"code": {}}, {"subject": []}, {"subject": {"reference": 5}}, {"valueQuantity": {"value": "135"}},
+            {"code": []}, {"code": {}}, {"subject": []}, {"subject": {"reference": 5}},
+            {"valueQuantity": {"value": "135"}},
             {"valueQuantity": {"value": True}}, {"identifier": {}}, {"identifier": [{"system": 1}]},
             {"effectiveDateTime": 20260101}, {"effectiveDateTime": "2026-13-45"}, {"effectiveDateTime": "yesterday"},
             {"resourceType": 5}, {"resourceType": "Patient"}, {"resourceType": "Observation\u200b"},
@@ -58,11 +60,12 @@ def corpus() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
             {"status": "final\u0000"}, {"issued": "2026-01-01T00:00:00"},
             {"category": [{"coding": [{"code": {"$ne": None}}]}]}, {"$where": "sleep(1000)"}, {"sp": {"owner": ["x"]}},
             {"a.b": 1}, {"component": [{"code": {"text": "x"}, "valueQuantity": {"value": "NaN"}}]}]):
-        resource(f"wrong type {i}: {list(change)[0]}", change)
+        resource(f"wrong type {i}: {next(iter(change))}", change)
     # deep nesting
     for depth in (65, 200, 5000, 100_000):
         body(f"nested arrays {depth}", f'{{"resourceType":"Observation","x":{_nested(depth)}}}')
-        body(f"nested objects {depth}", '{"resourceType":"Observation","x":' + '{"a":' * depth + "1" + "}" * depth + "}")
+        objects = '{"a":' * depth + "1" + "}" * depth
+        body(f"nested objects {depth}", '{"resourceType":"Observation","x":' + objects + "}")
     deep_extension: dict[str, Any] = {"url": "http://x", "valueString": "v"}
     for _ in range(70):
         deep_extension = {"url": "http://x", "extension": [deep_extension]}
