@@ -393,3 +393,14 @@ def _verify(server: ServerProcess) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FHIRSERVER_AUTH": "off", "FHIRSERVER_MONGODB_DB": server.db_name}
     return subprocess.run([sys.executable, "-m", "fhirserver", "audit", "verify", "--data-dir", str(server.data_dir)],
                           capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_development_token_command(secure: tuple[ServerProcess, Keys]) -> None:
+    server, _ = secure
+    env = {**os.environ, "FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": ISSUER,
+           "FHIRSERVER_AUTH_HS256_SECRET": SECRET, "FHIRSERVER_BASE_URL": server.base}
+    issued = subprocess.run([sys.executable, "-m", "fhirserver", "token", "--scope", "system/Observation.rs",
+                             "--organization", "Organization/sec-a"], capture_output=True, text=True, env=env,
+                            timeout=60, check=True).stdout.strip()
+    assert call(server, "GET", "/Observation?_count=1", issued).status_code == 200
+    assert call(server, "GET", "/Patient?_count=1", issued).status_code == 403

@@ -67,9 +67,14 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
     bp = Blueprint("dicomweb", __name__)
 
     @bp.before_request
-    def allow_large_objects() -> None:
+    def allow_large_objects() -> Response | None:
         # DICOM objects are larger than FHIR resources: STOW bodies get their own limit.
         request.max_content_length = ctx.settings.max_dicom_bytes * 4
+        try:  # images are ImagingStudy data: STOW needs ImagingStudy.c, retrieval ImagingStudy.r
+            ctx.access.permit("c" if request.method == "POST" else "r", "ImagingStudy")
+        except FhirError as error:
+            return render_error(error, request)
+        return None
 
     def fhir_base() -> str:
         return ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir"
