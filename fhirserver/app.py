@@ -13,6 +13,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from .api import cdshooks, dicomweb, guard, operations, rest
 from .api.responses import render_error, render_unexpected
 from .config import Settings
+from .federation.breaker import CircuitBreaker
+from .federation.client import FederationClient
+from .federation.service import FederationService
 from .fhir.errors import FhirError
 from .fhir.interactions.context import FhirContext
 from .fhir.profiles import ProfileValidator
@@ -78,6 +81,11 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
                   after_write=(recognition.record_override,), access=access, record_event=trail.append)
     access.bind(ctx)
+    label = f"{settings.node_id} ({settings.region})" if settings.region else settings.node_id
+    recognition.federation = FederationService(
+        FederationClient(settings.peer_timeout_s, ctx.validator.validate,
+                         CircuitBreaker(cooldown_s=settings.peer_cooldown_s)), catalog, settings.identity_systems,
+        label, zone)
     return ctx, recognition
 
 
@@ -119,7 +127,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     store = DicomStore(ctx.repository.database, settings.store_timeout_ms)
     imaging = ImagingService(store, StudyBuilder(ctx.terminology, settings.canonical_base), settings.max_dicom_bytes)
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
-    app.register_blueprint(rest.blueprint(ctx), url_prefix="/fhir")
+    app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")
     guard.install(app, settings, AuditTrail(ctx, settings.canonical_base))
     _register_health(app, ctx)
     _register_error_handlers(app, settings)

@@ -79,6 +79,8 @@ class Settings:
     node_id: str = "local"
     region: str | None = None             # GB/T 2260 code of this node's province, e.g. 510000
     peer_timeout_s: float = 5.0
+    peer_cooldown_s: float = 30.0          # how long a failing peer is skipped before one probe
+    identity_systems: tuple[str, ...] = ("urn:oid:2.16.156.10011.1.3",)  # the national resident ID (GB 11643)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -115,6 +117,9 @@ class Settings:
             node_id=env.get("FHIRSERVER_NODE_ID") or cls.node_id,
             region=env.get("FHIRSERVER_REGION") or None,
             peer_timeout_s=_float(env, "FHIRSERVER_PEER_TIMEOUT", cls.peer_timeout_s),
+            peer_cooldown_s=_float(env, "FHIRSERVER_PEER_COOLDOWN", cls.peer_cooldown_s),
+            identity_systems=tuple(s.strip() for s in (env.get("FHIRSERVER_IDENTITY_SYSTEMS") or "").split(",")
+                                   if s.strip()) or cls.identity_systems,
             enforce_profiles=tuple(p.strip() for p in (env.get("FHIRSERVER_ENFORCE_PROFILES") or "").split(",")
                                    if p.strip()),
         )

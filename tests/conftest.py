@@ -36,6 +36,7 @@ class ServerProcess:
     db_name: str
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    workers: int = 2
 
     @property
     def base(self) -> str:
@@ -51,7 +52,7 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fhirserver", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--workers", "2", "--threads", "8"],
+             "--workers", str(self.workers), "--threads", "8"],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -143,6 +143,9 @@ def profiles(c: str) -> list[dict[str, Any]]:
     correlation = _extension(c, "hr-correlation-id", "HRCorrelationId", "关联标识 Correlation id",
                              "The X-Request-Id shared by the requests one user action caused, across nodes.",
                              "AuditEvent", "string")
+    origin = _extension(c, "hr-origin", "HROrigin", "结果来源节点 Origin node",
+                        "The node a federated search entry comes from: the peer's Endpoint and its name and region.",
+                        "Bundle.entry", "Reference")
     saving_ext = _extension(c, "hr-saving", "HRSaving", "节省费用 Money saved",
                             "Reference price (CNY) of the test a recognition avoided.", "AuditEvent", "decimal")
     operations = [
@@ -169,7 +172,7 @@ def profiles(c: str) -> list[dict[str, Any]]:
                                "money saved, aggregated from the recorded events."),
     ]
     return [region, override, validity, saving_ext, report, observation, imaging, organization, affiliation, order,
-            item, region_param, mark, reason, saving, owner, audit_seq, audit_hash, correlation, *operations]
+            item, region_param, mark, reason, saving, owner, audit_seq, audit_hash, correlation, origin, *operations]
 
 
 # Who owns a resource of each type: the data owner rule of the security model (fhirserver/security/access.py).

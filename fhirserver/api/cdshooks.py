@@ -107,21 +107,24 @@ def _cards(ctx: FhirContext, recognition: RecognitionService, service_id: str, b
 
 def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: str, order: dict[str, Any],
                  base: str, record: bool) -> list[dict[str, Any]]:
-    found = [(d, p) for d, p, _ in recognition.duplicates(ctx, order, []) if d.recognizable]
+    found = [(d, p) for d, p, _ in recognition.find_priors(ctx, order, [])[0] if d.recognizable]
     requester = recognition.requester(ctx, (order.get("requester") or {}).get("reference"))
     cards = []
     for decision, performer in found:
         card_id = str(uuid.uuid4())
         detail = describe(recognition.catalog, decision, performer)
         hospital = performer.name if performer and performer.name else "其他医院"
+        region = recognition.catalog.region_name(performer.region) if performer else None
+        hospital = f"{region}{hospital}" if region and not hospital.startswith(region) else hospital
         item = decision.item.display if decision.item else ""
         summary = f"已有可互认结果：{decision.result.date_text}{hospital}{item}"
         card: dict[str, Any] = {
             "uuid": card_id, "summary": summary[:140], "indicator": "warning",
             "detail": f"{detail}\n\n如仍需复查，请选择复查理由（病情变化、急诊急救等），系统将记录。",
             "source": {"label": "检查检验结果互认 Mutual recognition", "url": base},
-            "links": [{"label": "查看报告 View the report", "url": f"{base}/{decision.result.reference}",
-                       "type": "absolute"}],
+            "links": [{"label": "查看报告 View the report", "type": "absolute",
+                       "url": decision.result.reference if decision.result.reference.startswith("http")
+                       else f"{base}/{decision.result.reference}"}],
             "suggestions": [{"label": "使用已有结果，取消本次申请 Use the existing result", "uuid": str(uuid.uuid4()),
                              "isRecommended": True, "actions": []}],
             "selectionBehavior": "at-most-one",

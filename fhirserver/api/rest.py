@@ -86,7 +86,7 @@ def _body(patch_body: bool = False) -> Any:
     return loads(request.get_data(cache=False))
 
 
-def blueprint(ctx: FhirContext) -> Blueprint:
+def blueprint(ctx: FhirContext, federation: Any = None) -> Blueprint:
     bp = Blueprint("fhir", __name__)
     handlers: dict[str, Callable[..., Any]] = {
         "capabilities": lambda: Result(status=200, body=capability_statement(
@@ -94,7 +94,7 @@ def blueprint(ctx: FhirContext) -> Blueprint:
             lambda rtype: capability_operations(rtype, ctx.settings.canonical_base))),
         "transaction": lambda: bundle.process(ctx, _body(), _info(ctx), prefer_return(request)),
         "create": lambda rtype: create.create(ctx, rtype, _body(), _info(ctx)),
-        "search-type": lambda rtype: search.search(ctx, rtype, _info(ctx, _search_params())),
+        "search-type": lambda rtype: _search(ctx, federation, rtype),
         "conditional-update": lambda rtype: update.conditional_update(ctx, rtype, _body(), _info(ctx)),
         "conditional-delete": lambda rtype: delete.conditional_delete(ctx, rtype, _info(ctx)),
         "history-type": lambda rtype: history.history(ctx, rtype, None, _info(ctx)),
@@ -126,6 +126,15 @@ def blueprint(ctx: FhirContext) -> Blueprint:
     for route in ROUTES:
         bp.add_url_rule(route.rule, view_func=endpoint(route.interaction), methods=[route.method])
     return bp
+
+
+def _search(ctx: FhirContext, federation: Any, resource_type: str) -> Result:
+    """A type search; with `_federated=true`, also on every active peer (federation/service.py)."""
+    params = _search_params()
+    if any(k == "_federated" and v.lower() == "true" for k, v in params) and federation is not None:
+        ctx.access.permit("s", resource_type)
+        return Result(status=200, body=federation.search(ctx, resource_type, params, _base_url(ctx)))
+    return search.search(ctx, resource_type, _info(ctx, [(k, v) for k, v in params if k != "_federated"]))
 
 
 def _search_params() -> list[tuple[str, str]]:

@@ -41,6 +41,14 @@ class RecognitionCatalog:
                                           for c in ctx.get("valueCodeableConcept", {}).get("coding", [])
                                           if c.get("system") == self.region_system)
 
+    def region_name(self, region: str | None) -> str | None:
+        """The display of a GB/T 2260 code (its province's when the code itself is not listed): 重庆市."""
+        regions = self.terminology.code_system(self.region_system).concepts
+        for code in (region, province(region)):
+            if code and code in regions:
+                return regions[code].display
+        return None
+
     # -- items -----------------------------------------------------------------------------------------------
     def item(self, code: str) -> ItemFacts | None:
         concept = self._items.concepts.get(code)

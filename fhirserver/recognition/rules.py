@@ -92,6 +92,9 @@ def _scope(catalog: RecognitionCatalog, item: ItemFacts | None, performer: Stand
 def describe(catalog: RecognitionCatalog, decision: Decision, performer: Standing | None) -> str:
     """The sentence a doctor reads: 患者于2026-01-02在XX医院完成胸部DR，结果可互认，有效期至…"""
     where = performer.name if performer and performer.name else (decision.result.performer or "其他医院")
+    region = catalog.region_name(performer.region) if performer else None
+    if region and not where.startswith(region):
+        where = f"{region}{where}"  # the origin region, for results from another province's platform
     what = decision.item.display if decision.item else "检查检验"
     when = decision.result.date_text or "日期不详"
     if decision.recognizable:

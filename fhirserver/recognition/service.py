@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ..fhir.errors import FhirError, Issue, bad_request, not_found
+from ..fhir.errors import FhirError, Issue, bad_request, not_found, operation_outcome
 from ..fhir.interactions import create
 from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
@@ -29,6 +30,15 @@ PRIOR_LIMIT = 50
 MARK_STANDING_TTL = 10.0  # seconds
 
 
+@dataclass(frozen=True)
+class Prior:
+    """A prior result as found: the resource, and where it lives when on a peer node (absolute URL)."""
+
+    resource: dict[str, Any]
+    url: str | None = None
+    origin: str | None = None
+
+
 class RecognitionService:
     def __init__(self, catalog: RecognitionCatalog, reorder_mode: str = "enforce") -> None:
         self.catalog = catalog
@@ -39,6 +49,7 @@ class RecognitionService:
         self.override_url = f"{c}/StructureDefinition/hr-override-reason"
         self.saving_url = f"{c}/StructureDefinition/hr-saving"
         self._standing_cache: dict[str, tuple[float, Standing | None]] = {}
+        self.federation: Any = None  # federation/service.py, set by the app when the node has peers to ask
 
     # -- facts -------------------------------------------------------------------------------------------
     def standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
@@ -144,25 +155,44 @@ class RecognitionService:
         return patient, item
 
     def duplicates(self, ctx: FhirContext, order: dict[str, Any], exceptions: list[str],
-                   when: str | None = None) -> list[tuple[Decision, Standing | None, StoredVersion]]:
+                   when: str | None = None) -> list[tuple[Decision, Standing | None, Prior]]:
+        """The patient's prior results of the ordered item on this node (the re-order rule uses only these)."""
+        return self.find_priors(ctx, order, exceptions, when, peers=False)[0]
+
+    def find_priors(self, ctx: FhirContext, order: dict[str, Any], exceptions: list[str], when: str | None = None,
+                    peers: bool = True) -> tuple[list[tuple[Decision, Standing | None, Prior]], list[str]]:
+        """Prior results of the ordered item, newest first, each with its decision; with `peers`, the peer
+        nodes' too (federation), plus a warning per peer that could not answer."""
         patient, item = self.order_facts(ctx, order)
         if not patient or not item:
-            return []
+            return [], []
         requester = self.requester(ctx, (order.get("requester") or {}).get("reference"))
         evaluation = EvaluationContext(requester, moment(when or order.get("authoredOn"), ctx.planner.zone),
                                        exceptions)
-        out, newest_final_seen = [], False
+        candidates: list[tuple[ResultFacts, Standing | None, Prior]] = []
         for version, facts in self.prior_results(ctx, patient, item):
-            decision, performer = self.decide(ctx, version, evaluation, superseded=newest_final_seen)
+            candidates.append((facts, self.standing(ctx, facts.performer), Prior(loads(version.text or "{}"))))
+        warnings: list[str] = []
+        identity = self.federation.identity(ctx, patient) if peers and self.federation is not None else None
+        if identity:
+            remote, warnings = self.federation.remote_results(ctx, identity, item)
+            for found in remote:
+                facts = result_facts(found.resource, self.catalog.item_system, ctx.planner.zone)
+                candidates.append((replace(facts, reference=found.url, patient=patient), found.performer,
+                                   Prior(found.resource, found.url, found.peer.label)))
+        candidates.sort(key=lambda c: -(c[0].date_ms or 0))
+        out, newest_final_seen = [], False
+        for facts, performer, prior in candidates:
+            decision = evaluate(self.catalog, facts, performer, evaluation, newest_final_seen)
             newest_final_seen = newest_final_seen or facts.final
-            out.append((decision, performer, version))
-        return out
+            out.append((decision, performer, prior))
+        return out, warnings
 
     def duplicate_check(self, ctx: FhirContext, order: dict[str, Any], context: list[dict[str, Any]],
                         base_url: str, record: bool = True) -> dict[str, Any]:
         if not isinstance(order, dict) or order.get("resourceType") != "ServiceRequest":
             raise bad_request("request must be a ServiceRequest (the draft order).", "request")
-        found = self.duplicates(ctx, order, self.exceptions(context))
+        found, warnings = self.find_priors(ctx, order, self.exceptions(context))
         requester = self.requester(ctx, (order.get("requester") or {}).get("reference"))
         entries: list[dict[str, Any]] = []
         for decision, performer, _version in found:
@@ -178,8 +208,11 @@ class RecognitionService:
                             else f"urn:uuid:{uuid.uuid4()}", "resource": issue})
         if record and found and requester is not None:
             self.record(ctx, "view", found[0][0], requester)
-        entries += [{"fullUrl": f"{base_url}/{v.resource_type}/{v.id}", "resource": loads(v.text or "{}")}
-                    for _, _, v in found]
+        entries += [{"fullUrl": p.url or f"{base_url}/{p.resource['resourceType']}/{p.resource['id']}",
+                     "resource": p.resource} for _, _, p in found]
+        if warnings:
+            entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                            "resource": operation_outcome([Issue("incomplete", w, "warning") for w in warnings])})
         bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
                                   "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         if entries:

@@ -6,6 +6,7 @@ period = admitted..exited, active)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find
@@ -49,7 +50,14 @@ def read_standing(ctx: FhirContext, catalog: RecognitionCatalog, reference: str)
     current = ctx.repository.read_current("Organization", reference.split("/", 1)[1])
     if current is None or current.deleted or current.text is None:
         return None
-    org = loads(current.text)
+    affiliations = [loads(v.text or "{}") for v in
+                    find(ctx, "OrganizationAffiliation", [("participating-organization", reference)], 200)]
+    return standing_from(reference, loads(current.text), affiliations, catalog, ctx.planner.zone)
+
+
+def standing_from(reference: str, org: dict[str, Any], affiliations: list[dict[str, Any]],
+                  catalog: RecognitionCatalog, zone: Any) -> Standing:
+    """The standing written in an Organization and its OrganizationAffiliations (local or from a peer)."""
     standing = Standing(reference=reference, name=org.get("name", ""))
     level_system = f"{catalog.canonical}/CodeSystem/hr-institution-level"
     for concept in org.get("type", []):
@@ -59,10 +67,8 @@ def read_standing(ctx: FhirContext, catalog: RecognitionCatalog, reference: str)
     for extension in org.get("extension", []):
         if extension.get("url", "").endswith("/StructureDefinition/hr-region"):
             standing.region = (extension.get("valueCoding") or {}).get("code")
-    zone = ctx.planner.zone
     affiliation_system = f"{catalog.canonical}/CodeSystem/hr-affiliation"
-    for version in find(ctx, "OrganizationAffiliation", [("participating-organization", reference)], 200):
-        data = loads(version.text or "{}")
+    for data in affiliations:
         period = data.get("period") or {}
         start = date_range(period["start"], zone).lo if period.get("start") else float("-inf")
         end = date_range(period["end"], zone).hi if period.get("end") else float("inf")

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ..fhir.errors import FhirError, not_found
 from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find
-from ..fhir.json_format import loads
+from ..fhir.json_format import dumps, loads
 from ..fhir.search.compartments import Compartments
 from ..store.indexes import index_field
 from ..store.repository import StoredVersion
@@ -71,6 +72,7 @@ class PolicyAccess:
         return clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
     def disclose(self, versions: list[StoredVersion]) -> list[StoredVersion]:
+        versions = [_without_credentials(v) for v in versions]
         p = current()
         if p is None:
             return versions
@@ -112,6 +114,9 @@ class PolicyAccess:
             return False
         if not self.is_patient_data(rtype) or p.break_glass:
             return True
+        if version.deleted and version.vid > 1:  # a deletion is as visible as what it deleted
+            prior = self._ctx.repository.read_version(rtype, version.id, version.vid - 1)
+            version = prior if prior is not None else version
         patients = self.patients_of(version)
         if p.patient:
             return p.patient in patients
@@ -183,3 +188,12 @@ class PolicyAccess:
 
 def _now_ms() -> float:
     return time.time() * 1000.0
+
+
+def _without_credentials(version: StoredVersion) -> StoredVersion:
+    """Endpoint.header holds the credentials for a peer (e.g. its bearer token): stored, never shown."""
+    if version.resource_type != "Endpoint" or not version.text or '"header"' not in version.text:
+        return version
+    resource = loads(version.text)
+    resource.pop("header", None)
+    return replace(version, text=dumps(resource).decode("utf-8"))

@@ -13,9 +13,11 @@ from .writing import check_type
 def read(ctx: FhirContext, resource_type: str, resource_id: str, request: RequestInfo) -> Result:
     check_type(resource_type)
     ctx.access.permit("r", resource_type)
-    current = ctx.repository.read_current(resource_type, resource_id) if is_valid_id(resource_id) else None
-    if current is None or not ctx.access.disclose([current]):
+    stored = ctx.repository.read_current(resource_type, resource_id) if is_valid_id(resource_id) else None
+    shown = ctx.access.disclose([stored]) if stored is not None else []
+    if not shown:
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
+    current = shown[0]
     if current.deleted:
         raise gone(f"{resource_type}/{resource_id} was deleted (version {current.vid}).",
                    headers={"ETag": etag(current.vid)})
@@ -46,9 +48,11 @@ def vread(ctx: FhirContext, resource_type: str, resource_id: str, version_id: st
     ctx.access.permit("r", resource_type)
     if not (is_valid_id(resource_id) and version_id.isdigit() and len(version_id) <= 12):
         raise not_found(f"{resource_type}/{resource_id[:64]}/_history/{version_id[:20]} does not exist.")
-    version = ctx.repository.read_version(resource_type, resource_id, int(version_id))
-    if version is None or not ctx.access.disclose([version]):
+    stored = ctx.repository.read_version(resource_type, resource_id, int(version_id))
+    shown = ctx.access.disclose([stored]) if stored is not None else []
+    if not shown:
         raise not_found(f"{resource_type}/{resource_id}/_history/{version_id} does not exist.")
+    version = shown[0]
     if version.deleted:
         raise gone(f"Version {version_id} of {resource_type}/{resource_id} is a deletion.",
                    headers={"ETag": etag(version.vid)})

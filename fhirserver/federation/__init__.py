@@ -1,0 +1,1 @@
+"""Federation: this node finds a patient's results on peer nodes through plain FHIR searches."""
