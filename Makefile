@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint demo bench clean
+.PHONY: install run test lint demo bench bench-federation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --scale $(or $(SCALE),small)
+
+bench-federation: $(STAMP)
+	$(BIN)/python -m bench.federation --scale $(or $(SCALE),small)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .api import cdshooks, dicomweb, guard, operations, rest
+from .api import cdshooks, dicomweb, guard, metrics, operations, rest
 from .api.responses import render_error, render_unexpected
 from .config import Settings
 from .federation.breaker import CircuitBreaker
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, RecognitionService]:
     """Connect, create collections/indexes, load definitions: everything an interaction needs."""
-    connection = connect(mongodb_uri, settings.mongodb_db, settings.store_timeout_ms)
+    connection = connect(mongodb_uri, settings.mongodb_db, settings.store_timeout_ms, [metrics.StoreTimer()])
     registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES, settings.canonical_base)
     terminology = TerminologyService(load_folder(settings.terminology_dir, settings.canonical_base))
     profile_resources = load_folder(settings.profiles_dir, settings.canonical_base)
@@ -128,6 +128,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     imaging = ImagingService(store, StudyBuilder(ctx.terminology, settings.canonical_base), settings.max_dicom_bytes)
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")
+    metrics.install(app, guard.classify)
     guard.install(app, settings, AuditTrail(ctx, settings.canonical_base))
     _register_health(app, ctx)
     _register_error_handlers(app, settings)

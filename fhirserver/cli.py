@@ -16,6 +16,7 @@ log = logging.getLogger("fhirserver")
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _metrics_folder(args)  # before anything imports prometheus_client
     from gunicorn.app.base import BaseApplication
 
     from .api import http_errors
@@ -74,6 +75,17 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if engine is not None:
             engine.stop()
+
+
+def _metrics_folder(args: argparse.Namespace) -> None:
+    """prometheus_client multiprocess mode: a fresh folder, named before any worker imports the client."""
+    import shutil
+
+    data_dir = Path(args.data_dir or os.environ.get("FHIRSERVER_DATA_DIR") or "data")
+    folder = data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
 
 
 def _load(args: argparse.Namespace) -> int:
@@ -162,6 +174,21 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _peering(args: argparse.Namespace) -> int:
+    from .federation.registration import parse_node, register
+
+    try:
+        nodes = [parse_node(text) for text in args.node]
+        written = register(nodes)
+    except (ValueError, RuntimeError) as exc:
+        log.error("peering failed: %s", exc)
+        return 1
+    log.info("registered %d peer Endpoint(s) among %d nodes", written, len(nodes))
+    if args.demo:
+        return _demo(argparse.Namespace(url=args.demo))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fhirserver", description="FHIR R4 server for mutual recognition "
                                                                     "of test and imaging results.")
@@ -196,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     check = audit_sub.add_parser("verify", help="recompute the audit hash chain; exit 1 on any break")
     check.add_argument("--data-dir", help="data folder of the embedded store (default ./data)")
+    peering = sub.add_parser("peering", help="register each node as the others' peer (Endpoint resources)")
+    peering.add_argument("--node", action="append", required=True,
+                         help="<FHIR base URL>=<name>=<region>, e.g. http://sichuan:8080/fhir=sichuan=510000")
+    peering.add_argument("--demo", default=None, help="also load the demo network into this FHIR base URL")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -209,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "token":
             return _token(args)
+        if args.command == "peering":
+            return _peering(args)
         if args.command == "audit":
             return _audit_verify(args)
     except SettingsError as exc:

@@ -143,6 +143,8 @@ def test_chengdu_doctor_finds_the_chongqing_chest_ct(nodes: dict[str, ServerProc
     results = {e["fullUrl"] for e in response.json()["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"}
     assert f"{cq.base}/DiagnosticReport/cq-ct" in results
     assert not warnings(response.json())
+    metrics = requests.get(sc.base.rsplit("/fhir", 1)[0] + "/metrics", timeout=30).text
+    assert 'fhirserver_peer_request_seconds_count{outcome="ok",peer="chongqing"}' in metrics
 
 
 def test_item_outside_the_agreement_is_not_recognized(nodes: dict[str, ServerProcess]) -> None:

@@ -31,7 +31,7 @@ from .responses import render_error
 log = logging.getLogger(__name__)
 
 PUBLIC = ("/fhir/metadata", "/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration",
-          "/healthz", "/readyz")
+          "/healthz", "/readyz", "/metrics")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _REF = {"organization": re.compile(r"Organization/[A-Za-z0-9.-]{1,64}"),
         "fhirUser": re.compile(r"(?:Practitioner|PractitionerRole)/[A-Za-z0-9.-]{1,64}"),

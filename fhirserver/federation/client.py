@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..api.metrics import observe_peer
 from ..fhir.errors import FhirError
 from ..fhir.json_format import loads
 from .breaker import CircuitBreaker
@@ -91,6 +92,7 @@ class FederationClient:
             answer.problem = str(failure)
             answer.resources = []
         answer.elapsed_ms = (time.monotonic() - started) * 1000
+        observe_peer(peer.name, answer.problem is None, answer.elapsed_ms / 1000)
         return answer
 
     def _search(self, peer: Peer, resource_type: str, params: list[tuple[str, str]], correlation_id: str,

@@ -10,6 +10,7 @@ import contextlib
 from dataclasses import dataclass
 
 import pymongo
+from pymongo import monitoring
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.write_concern import WriteConcern
@@ -27,10 +28,11 @@ class StoreConnection:
         self.client.close()
 
 
-def connect(uri: str, db_name: str, timeout_ms: int = 10_000) -> StoreConnection:
+def connect(uri: str, db_name: str, timeout_ms: int = 10_000,
+            listeners: list[monitoring.CommandListener] | None = None) -> StoreConnection:
     client: pymongo.MongoClient = pymongo.MongoClient(
         uri, serverSelectionTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms * 3, 30_000),
-        connectTimeoutMS=timeout_ms, tz_aware=True, appname="fhirserver",
+        connectTimeoutMS=timeout_ms, tz_aware=True, appname="fhirserver", event_listeners=listeners,
     )
     hello = client.admin.command("hello")
     replica_set = bool(hello.get("setName"))
