@@ -129,7 +129,8 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")
     metrics.install(app, guard.classify)
-    guard.install(app, settings, AuditTrail(ctx, settings.canonical_base))
+    assert ctx.record_event is not None
+    guard.install(app, settings, ctx.record_event)
     _register_health(app, ctx)
     _register_error_handlers(app, settings)
     return app

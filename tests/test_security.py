@@ -404,3 +404,20 @@ def test_development_token_command(secure: tuple[ServerProcess, Keys]) -> None:
                             timeout=60, check=True).stdout.strip()
     assert call(server, "GET", "/Observation?_count=1", issued).status_code == 200
     assert call(server, "GET", "/Patient?_count=1", issued).status_code == 403
+
+
+def test_concurrent_requests_keep_one_intact_chain(secure: tuple[ServerProcess, Keys], world: dict[str, Any]) -> None:
+    """Two workers x eight threads commit audit events in groups; every request still gets exactly one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, _ = secure
+    token = hs(server, scope="user/*.rs", fhirUser="Practitioner/doc-a")
+    rid = world["reports"]["none"]
+    before = _audit_count(server)
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: call(server, "GET", f"/DiagnosticReport/{rid}", token).status_code,
+                                 range(80)))
+    assert statuses == [200] * 80
+    assert _audit_count(server) == before + 80
+    verify = _verify(server)
+    assert verify.returncode == 0 and "INTACT" in verify.stdout, verify.stdout

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -22,7 +23,6 @@ from flask import Flask, Response, g, request
 from ..config import Settings
 from ..fhir.errors import FhirError
 from ..fhir.resource_types import SUPPORTED_TYPES
-from ..security.audit import AuditTrail
 from ..security.principal import Principal, reset, set_current
 from ..security.scopes import parse_scopes
 from ..security.tokens import InvalidToken, TokenVerifier
@@ -115,7 +115,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
                      scopes=parse_scopes(claims.get("scope")))
 
 
-def install(app: Flask, settings: Settings, audit: AuditTrail) -> None:
+def install(app: Flask, settings: Settings, record: Callable[[dict[str, Any]], Any]) -> None:
     verifier = TokenVerifier(settings) if settings.auth == "on" else None
     limiter = RateLimiter(settings.rate_limit)
     realm = settings.base_url or "fhirserver"
@@ -184,7 +184,7 @@ def install(app: Flask, settings: Settings, audit: AuditTrail) -> None:
         principal = getattr(g, "principal", None)
         if kind is not None and principal is not None and request.method != "OPTIONS":
             try:
-                audit.append(audit_event(settings, principal, kind, response.status_code))
+                record(audit_event(settings, principal, kind, response.status_code))
             except Exception:
                 log.exception("could not write the audit event of request %s", principal.correlation_id)
         return response

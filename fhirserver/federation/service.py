@@ -63,9 +63,11 @@ class FederationService:
         return None
 
     # -- results of an item, for $duplicate-check and CDS Hooks ---------------------------------------------
-    def remote_results(self, ctx: FhirContext, identity: str, item: str) -> tuple[list[RemoteResult], list[str]]:
+    def remote_results(self, ctx: FhirContext, patient: str, item: str) -> tuple[list[RemoteResult], list[str]]:
+        """The patient's results of the item on every active peer (none without peers or a cross-node id)."""
         peers = active_peers(ctx)
-        if not peers:
+        identity = self.identity(ctx, patient) if peers else None
+        if not identity:
             return [], []
         queries = [(rtype, [("patient.identifier", identity), ("item", item), ("_count", "50")])
                    for rtype in RESULT_TYPES]

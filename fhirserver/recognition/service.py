@@ -173,9 +173,8 @@ class RecognitionService:
         for version, facts in self.prior_results(ctx, patient, item):
             candidates.append((facts, self.standing(ctx, facts.performer), Prior(loads(version.text or "{}"))))
         warnings: list[str] = []
-        identity = self.federation.identity(ctx, patient) if peers and self.federation is not None else None
-        if identity:
-            remote, warnings = self.federation.remote_results(ctx, identity, item)
+        if peers and self.federation is not None:
+            remote, warnings = self.federation.remote_results(ctx, patient, item)
             for found in remote:
                 facts = result_facts(found.resource, self.catalog.item_system, ctx.planner.zone)
                 candidates.append((replace(facts, reference=found.url, patient=patient), found.performer,

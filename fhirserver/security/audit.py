@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,11 +19,11 @@ from typing import Any
 
 import orjson
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.writing import store_trusted
 from ..fhir.json_format import dumps, loads
-from ..store.repository import StoredVersion
 
 log = logging.getLogger(__name__)
 
@@ -57,43 +58,80 @@ class Problem:
     text: str
 
 
+@dataclass
+class _Pending:
+    event: dict[str, Any]
+    done: bool = False
+    error: BaseException | None = None
+
+
 class AuditTrail:
+    """Appends events to the chain. Concurrent requests of a worker commit together (group commit): the
+    first to take the lock writes every event waiting, in one head move and three bulk writes, while the
+    others wait for it; each request still returns only once its own event is stored."""
+
     def __init__(self, ctx: FhirContext, canonical_base: str) -> None:
         self.ctx = ctx
         self.sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
         self.hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
         self.chain = ctx.repository.database[CHAIN]
+        self._commit = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
 
-    def append(self, event: dict[str, Any]) -> StoredVersion:
-        """Give the event the next position and hash, then store it."""
-        event = loads(dumps(event))  # the exact JSON that will be stored (decimals as written)
-        base = [e for e in event.get("extension", []) if e.get("url") not in (self.sequence_url, self.hash_url)]
+    def append(self, event: dict[str, Any]) -> None:
+        """Store the event at the next position of the chain; returns once it is stored."""
+        pending = _Pending(loads(dumps(event)))  # the exact JSON that will be stored (decimals as written)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._commit:
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    self._write(batch)
+                except BaseException as exc:
+                    for item in batch:
+                        item.error = exc
+                    raise
+                finally:
+                    for item in batch:
+                        item.done = True
+        if pending.error is not None:
+            raise pending.error
+
+    def _write(self, batch: list[_Pending]) -> None:
         for _ in range(MAX_ATTEMPTS):
             head = self.chain.find_one({"_id": HEAD}) or {"seq": 0, "hash": GENESIS}
-            sequence = int(head["seq"]) + 1
-            candidate = {**event, "extension": [*base, {"url": self.sequence_url, "valueInteger": sequence}]}
-            digest = link_hash(head["hash"], candidate, self.hash_url)
-            if self._advance(head, sequence, digest, candidate["id"]):
+            sequence, digest = int(head["seq"]), head["hash"]
+            events, links = [], []
+            for item in batch:
+                sequence += 1
+                base = [e for e in item.event.get("extension", [])
+                        if e.get("url") not in (self.sequence_url, self.hash_url)]
+                candidate = {**item.event, "extension": [*base, {"url": self.sequence_url, "valueInteger": sequence}]}
+                digest = link_hash(digest, candidate, self.hash_url)
                 candidate["extension"].append({"url": self.hash_url, "valueString": digest})
-                return store_trusted(self.ctx, candidate)
+                events.append(candidate)
+                links.append({"_id": f"link-{sequence:012d}", "seq": sequence, "hash": digest,
+                              "event": candidate["id"]})
+            if self._advance(head, sequence, digest):
+                self.chain.insert_many(links, ordered=False)
+                store_trusted(self.ctx, events)
+                return
         raise RuntimeError("the audit chain head is too contended")
 
-    def _advance(self, head: dict[str, Any], sequence: int, digest: str, event_id: str) -> bool:
-        from pymongo.errors import DuplicateKeyError
-
+    def _advance(self, head: dict[str, Any], sequence: int, digest: str) -> bool:
+        """Move the head from where it was read to the batch's last link (compare-and-set across workers)."""
         try:
-            if head["seq"] == 0 and "_id" not in head:
+            if "_id" not in head:
                 self.chain.insert_one({"_id": HEAD, "seq": sequence, "hash": digest})
-            else:
-                moved = self.chain.update_one({"_id": HEAD, "seq": head["seq"]},
-                                              {"$set": {"seq": sequence, "hash": digest}})
-                if moved.modified_count != 1:
-                    return False
-            self.chain.insert_one({"_id": f"link-{sequence:012d}", "seq": sequence, "hash": digest,
-                                   "event": event_id})
+                return True
+            moved = self.chain.update_one({"_id": HEAD, "seq": head["seq"]},
+                                          {"$set": {"seq": sequence, "hash": digest}})
         except DuplicateKeyError:
             return False
-        return True
+        return moved.modified_count == 1
 
 
 def verify(db: Database, canonical_base: str) -> Iterator[Problem]:

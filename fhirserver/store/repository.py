@@ -235,6 +235,12 @@ class ResourceRepository:
             self.lookup.add(LookupIndex.keys(version.resource_type, version.id, version.sp))
         self._advance_current(version.resource_type, version.current_doc())
 
+    def write_new(self, versions: list[StoredVersion]) -> None:
+        """Insert first versions of new, independent resources in bulk (server-made records such as audit
+        events): three commands for the whole batch, no journal, since no entry depends on another."""
+        if versions:
+            self._write_each(versions, None)
+
     def write_all(self, versions: list[StoredVersion], tx: str) -> None:
         """All versions or none: VersionConflict (or an outage) leaves nothing of them behind.
 

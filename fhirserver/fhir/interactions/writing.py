@@ -147,14 +147,16 @@ def commit(
                                         f"once; retry shortly.")
 
 
-def store_trusted(ctx: FhirContext, resource: dict[str, Any]) -> StoredVersion:
-    """Store a resource this server built itself (audit events): indexed like any other, not re-validated,
-    no hooks, no access check. Never call it with client input."""
-    resource_id = resource.get("id") or str(uuid.uuid4())
-    final = stamp(resource, resource_id, 1, next_timestamp(None))
-    index = ctx.indexer.index(final)
-    version = StoredVersion(resource_type=final["resourceType"], id=resource_id, vid=1,
-                            last_updated=final["meta"]["lastUpdated"], deleted=False, method="POST",
-                            text=dumps(final).decode("utf-8"), sp=index["sp"], so=index["so"])
-    ctx.repository.write(version)
-    return version
+def store_trusted(ctx: FhirContext, resources: list[dict[str, Any]]) -> list[StoredVersion]:
+    """Store resources this server built itself (audit events), in one batch: indexed like any other, not
+    re-validated, no hooks, no access check. Never call it with client input."""
+    versions = []
+    for resource in resources:
+        resource_id = resource.get("id") or str(uuid.uuid4())
+        final = stamp(resource, resource_id, 1, next_timestamp(None))
+        index = ctx.indexer.index(final)
+        versions.append(StoredVersion(resource_type=final["resourceType"], id=resource_id, vid=1,
+                                      last_updated=final["meta"]["lastUpdated"], deleted=False, method="POST",
+                                      text=dumps(final).decode("utf-8"), sp=index["sp"], so=index["so"]))
+    ctx.repository.write_new(versions)
+    return versions
