@@ -385,8 +385,15 @@ def test_every_request_is_audited_and_the_chain_verifies(secure: tuple[ServerPro
             broken = _verify(server)
         finally:
             events_coll.update_one({"_id": victim["_id"]}, {"$set": {"text": victim["text"]}})
+        events_coll.delete_one({"_id": victim["_id"]})
+        try:
+            removed = _verify(server)
+        finally:
+            events_coll.insert_one(victim)
     assert broken.returncode == 1
     assert f"AuditEvent/{victim['_id']} was modified" in broken.stdout
+    assert removed.returncode == 1 and "no AuditEvent holds this position" in removed.stdout
+    assert _verify(server).returncode == 0
 
 
 def _verify(server: ServerProcess) -> subprocess.CompletedProcess[str]:

@@ -78,6 +78,7 @@ class AuditTrail:
         self._commit = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
+        self._head: dict[str, Any] | None = None  # the head as this process last wrote it (saves a read)
 
     def append(self, event: dict[str, Any]) -> None:
         """Store the event at the next position of the chain; returns once it is stored."""
@@ -102,9 +103,9 @@ class AuditTrail:
 
     def _write(self, batch: list[_Pending]) -> None:
         for _ in range(MAX_ATTEMPTS):
-            head = self.chain.find_one({"_id": HEAD}) or {"seq": 0, "hash": GENESIS}
+            head = self._head or self.chain.find_one({"_id": HEAD}) or {"seq": 0, "hash": GENESIS}
             sequence, digest = int(head["seq"]), head["hash"]
-            events, links = [], []
+            events = []
             for item in batch:
                 sequence += 1
                 base = [e for e in item.event.get("extension", [])
@@ -113,12 +114,11 @@ class AuditTrail:
                 digest = link_hash(digest, candidate, self.hash_url)
                 candidate["extension"].append({"url": self.hash_url, "valueString": digest})
                 events.append(candidate)
-                links.append({"_id": f"link-{sequence:012d}", "seq": sequence, "hash": digest,
-                              "event": candidate["id"]})
             if self._advance(head, sequence, digest):
-                self.chain.insert_many(links, ordered=False)
+                self._head = {"_id": HEAD, "seq": sequence, "hash": digest}
                 store_trusted(self.ctx, events)
                 return
+            self._head = None  # another worker moved the head: read it again
         raise RuntimeError("the audit chain head is too contended")
 
     def _advance(self, head: dict[str, Any], sequence: int, digest: str) -> bool:
@@ -135,33 +135,36 @@ class AuditTrail:
 
 
 def verify(db: Database, canonical_base: str) -> Iterator[Problem]:
-    """Walk the chain from the first event; yield every break. Silence means the chain is intact."""
+    """Recompute the chain from the first event to the head; yield every break (an event changed, removed,
+    duplicated or re-numbered, or the last ones cut off). Silence means the chain is intact."""
     sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
     hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
     head = db[CHAIN].find_one({"_id": HEAD})
     if head is None:
         return
-    previous = GENESIS
-    links = {doc["seq"]: doc for doc in db[CHAIN].find({"_id": {"$regex": "^link-"}})}
-    for sequence in range(1, int(head["seq"]) + 1):
-        link = links.get(sequence)
-        if link is None:
-            yield Problem(sequence, "the chain has no link at this position (removed, or a crash mid-write)")
-            continue
-        doc = db["AuditEvent"].find_one({"_id": link["event"]})
-        if doc is None or not doc.get("text"):
-            yield Problem(sequence, f"AuditEvent/{link['event']} is missing")
-            previous = link["hash"]
-            continue
+    chained: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    for doc in db["AuditEvent"].find({"text": {"$regex": "hr-audit-sequence"}}, {"text": 1}):
         event = loads(doc["text"])
-        extensions = {e.get("url"): e for e in event.get("extension", [])}
-        claimed = (extensions.get(hash_url) or {}).get("valueString")
-        position = (extensions.get(sequence_url) or {}).get("valueInteger")
+        position = next((e.get("valueInteger") for e in event.get("extension", []) if e.get("url") == sequence_url),
+                        None)
+        if isinstance(position, int):
+            chained.setdefault(position, []).append((doc["_id"], event))
+    previous = GENESIS
+    for sequence in range(1, int(head["seq"]) + 1):
+        found = chained.pop(sequence, [])
+        if not found:
+            yield Problem(sequence, "no AuditEvent holds this position (removed, or a crash mid-write)")
+            continue
+        if len(found) > 1:
+            yield Problem(sequence, f"{len(found)} AuditEvents claim this position: "
+                                    f"{', '.join('AuditEvent/' + i for i, _ in found)}")
+        event_id, event = found[0]
+        claimed = next((e.get("valueString") for e in event.get("extension", []) if e.get("url") == hash_url), None)
         recomputed = link_hash(previous, event, hash_url)
-        if position != sequence:
-            yield Problem(sequence, f"AuditEvent/{link['event']} claims position {position}")
-        if recomputed != link["hash"] or claimed != link["hash"]:
-            yield Problem(sequence, f"AuditEvent/{link['event']} was modified (its hash no longer matches)")
-        previous = link["hash"]
+        if recomputed != claimed:
+            yield Problem(sequence, f"AuditEvent/{event_id} was modified (its hash no longer matches)")
+        previous = claimed if isinstance(claimed, str) else recomputed
+    for sequence in sorted(chained):
+        yield Problem(sequence, "an AuditEvent claims a position after the head")
     if previous != head["hash"]:
-        yield Problem(int(head["seq"]), "the head hash does not match the last link")
+        yield Problem(int(head["seq"]), "the head hash does not match the last event")
