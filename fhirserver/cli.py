@@ -189,6 +189,19 @@ def _peering(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .config import PROJECT_ROOT
+
+    module = "bench.federation" if args.federation else "bench.run"
+    if not (PROJECT_ROOT / "bench" / "run.py").is_file():
+        log.error("the benchmarks ship with the source tree (bench/); run this from a clone")
+        return 2
+    return subprocess.call([sys.executable, "-m", module, "--scale", args.scale, "--clients", str(args.clients)],
+                           cwd=PROJECT_ROOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fhirserver", description="FHIR R4 server for mutual recognition "
                                                                     "of test and imaging results.")
@@ -227,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     peering.add_argument("--node", action="append", required=True,
                          help="<FHIR base URL>=<name>=<region>, e.g. http://sichuan:8080/fhir=sichuan=510000")
     peering.add_argument("--demo", default=None, help="also load the demo network into this FHIR base URL")
+    bench = sub.add_parser("bench", help="run the benchmarks of bench/ (same as make bench)")
+    bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    bench.add_argument("--clients", type=int, default=4)
+    bench.add_argument("--federation", action="store_true", help="federated $duplicate-check vs local-only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -240,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "token":
             return _token(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "peering":
             return _peering(args)
         if args.command == "audit":
