@@ -428,3 +428,17 @@ def test_concurrent_requests_keep_one_intact_chain(secure: tuple[ServerProcess, 
     assert _audit_count(server) == before + 80
     verify = _verify(server)
     assert verify.returncode == 0 and "INTACT" in verify.stdout, verify.stdout
+
+
+def test_conditional_create_never_reveals_a_hidden_match(secure: tuple[ServerProcess, Keys],
+                                                          world: dict[str, Any]) -> None:
+    """If-None-Exist on another hospital's hidden report must not answer 200 with that report."""
+    server, _ = secure
+    hidden = world["reports"]["none"]
+    c_writer = hs(server, scope="user/*.cruds", organization="Organization/sec-c", fhirUser="Practitioner/doc-c")
+    pid = world["patients"]["none"]
+    report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "血常规"},
+              "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-c"}]}
+    response = call(server, "POST", "/DiagnosticReport", c_writer, report, **{"If-None-Exist": f"_id={hidden}"})
+    assert response.status_code == 201
+    assert response.json()["id"] != hidden and "sec-a" not in response.text

@@ -28,7 +28,7 @@ from ..validation import is_valid_id
 from ..versioning import etag, next_timestamp, parse_etag
 from . import create, delete, patch, read, search, update
 from .context import FhirContext, RequestInfo, Result
-from .search import matching_filter
+from .search import matching_filter, visible_filter
 from .writing import PreparedResource, after_write, deletion
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -282,7 +282,8 @@ def _matches(ctx: FhirContext, resource_type: str, criteria: str) -> list[Stored
     query = ctx.parser.parse(resource_type, parse_qsl(criteria, keep_blank_values=True), criteria_only=True)
     if not query.criteria:
         raise bad_request("Conditional criteria must contain at least one search parameter.")
-    return ctx.repository.find_current(resource_type, matching_filter(ctx, resource_type, query.criteria), 2)
+    query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
+    return ctx.repository.find_current(resource_type, query_filter, 2)
 
 
 def _rewrite_references(ctx: FhirContext, node: Any, references: dict[str, str], index: int) -> Any:

@@ -33,7 +33,7 @@ def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
     check_type(resource_type)
     ctx.access.permit("s", resource_type)
     query = ctx.parser.parse(resource_type, list(request.query), lenient=request.lenient)
-    query_filter = _visible(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
+    query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
     path = resource_type
     if compartment is not None:
         query_filter, path = _in_compartment(ctx, resource_type, compartment, query_filter)
@@ -92,7 +92,7 @@ def matching_filter(ctx: FhirContext, resource_type: str, criteria: list[Criteri
     return {"$and": [{"_id": {"$in": sorted(narrowed)}}, planned]}
 
 
-def _visible(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any]) -> dict[str, Any]:
+def visible_filter(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any]) -> dict[str, Any]:
     """The filter restricted to what the caller may see (security/access.py), so totals, chains and _has
     never reveal resources the caller cannot read."""
     restriction = ctx.access.search_filter(resource_type)
@@ -104,15 +104,15 @@ def _resolve(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) ->
     for c in criteria:
         if c.has is not None:
             source, ref_code = c.has
-            inner = _visible(ctx, source, matching_filter(ctx, source, list(c.chain)))
+            inner = visible_filter(ctx, source, matching_filter(ctx, source, list(c.chain)))
             values = ctx.repository.index_values(source, inner, index_field(ref_code), CHAIN_LIMIT * 4)
             ids = {v.split("/", 1)[1] for v in values if isinstance(v, str) and v.startswith(f"{resource_type}/")}
             resolved.append(Criterion("_id", "token", None, tuple(sorted(ids)), c.name))
         elif c.chain:
             refs: list[str] = []
             for inner_criterion, target in zip(c.chain, c.target_types, strict=True):
-                found = ctx.repository.find_current(
-                    target, _visible(ctx, target, matching_filter(ctx, target, [inner_criterion])), CHAIN_LIMIT + 1)
+                inner = visible_filter(ctx, target, matching_filter(ctx, target, [inner_criterion]))
+                found = ctx.repository.find_current(target, inner, CHAIN_LIMIT + 1)
                 if len(found) > CHAIN_LIMIT:
                     raise FhirError.of(400, "too-costly", f"'{c.name}' matches more than {CHAIN_LIMIT} {target} "
                                                           f"resources; narrow the chained criteria.", c.name)
