@@ -50,7 +50,10 @@ def _serve(args: argparse.Namespace) -> int:
                     "graceful_timeout": 20,
                     "keepalive": 30,
                     "loglevel": settings.log_level.lower(),
-                    "accesslog": None,
+                    # One line per request with its correlation id; the path only, never the query string
+                    # (it can hold national IDs) and never the Authorization header.
+                    "accesslog": "-",
+                    "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s',
                     "proc_name": "fhirserver",
                     "control_socket_disable": True,  # one shared socket path would clash between servers
                 }

@@ -86,6 +86,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server
     try:
         sc, cq, gz = handles["sichuan"], handles["chongqing"], handles["guizhou"]
         _load(sc, [*_hospital("sc-req", "四川省人民医院", "510100"), _patient("sc-p"),
+                   _report("sc-ct-old", "sc-p", "sc-req", "CT-CHEST", 25),
                    _endpoint("peer-cq", "chongqing", cq.base, "500000"),
                    _endpoint("peer-gz", "guizhou", gz.base, "520000")])
         _load(cq, [*_hospital("cq-hosp", "重庆医科大学附属第一医院", "500000"), _patient("cq-p"),
@@ -147,6 +148,20 @@ def test_chengdu_doctor_finds_the_chongqing_chest_ct(nodes: dict[str, ServerProc
     assert 'fhirserver_peer_request_seconds_count{outcome="ok",peer="chongqing"}' in metrics
 
 
+def test_recognize_sees_a_newer_result_on_a_peer(nodes: dict[str, ServerProcess]) -> None:
+    """Sichuan's own CT of 25 days ago is superseded by Chongqing's of 10 days ago."""
+    sc = nodes["sichuan"]
+    response = requests.post(f"{sc.base}/DiagnosticReport/sc-ct-old/$recognize", timeout=60, json={
+        "resourceType": "Parameters", "parameter": [{"name": "requester",
+                                                     "valueReference": {"reference": "Organization/sc-req"}}]},
+        headers={"Content-Type": FHIR_JSON})
+    assert response.status_code == 200, response.text
+    parts = response.json()["parameter"]
+    assert next(p["valueBoolean"] for p in parts if p["name"] == "recognizable") is False
+    reasons = {c["code"] for p in parts if p["name"] == "reason" for c in p["valueCodeableConcept"]["coding"]}
+    assert "superseded" in reasons
+
+
 def test_item_outside_the_agreement_is_not_recognized(nodes: dict[str, ServerProcess]) -> None:
     sc, cq = nodes["sichuan"], nodes["chongqing"]
     response, _ = duplicate_check(sc, "LAB-CHEM-040")
@@ -167,7 +182,8 @@ def test_federated_search_merges_and_deduplicates(nodes: dict[str, ServerProcess
     by_identifier = requests.get(f"{sc.base}/DiagnosticReport", timeout=60, params={
         "patient.identifier": f"{NATIONAL_ID}|{PERSON}", "item": "CT-CHEST", "_federated": "true"}).json()
     assert {e["fullUrl"] for e in by_identifier["entry"]} == {f"{cq.base}/DiagnosticReport/cq-ct",
-                                                              f"{gz.base}/DiagnosticReport/gz-ct"}
+                                                              f"{gz.base}/DiagnosticReport/gz-ct",
+                                                              f"{sc.base}/DiagnosticReport/sc-ct-old"}
     nameless = requests.get(f"{sc.base}/DiagnosticReport", params={"name": "王芳", "_federated": "true"}, timeout=30)
     assert nameless.status_code == 400  # patients are matched by identifier only, never by name
 
@@ -298,5 +314,8 @@ def test_correlation_id_reaches_the_peer_audit(nodes: dict[str, ServerProcess]) 
         with pymongo.MongoClient(node.mongo_uri()) as client:
             audited = client[node.db_name]["AuditEvent"].count_documents({"text": {"$regex": "trace-fed-2"}})
         assert audited >= 1, node.base
+    time.sleep(0.5)  # access log lines are written after the response
+    for node in (sc, cq):  # ... and the same id is in both nodes' access logs
+        assert "rid=trace-fed-2" in node.log_path.read_text(errors="replace"), node.base
 
 

@@ -442,3 +442,24 @@ def test_conditional_create_never_reveals_a_hidden_match(secure: tuple[ServerPro
     response = call(server, "POST", "/DiagnosticReport", c_writer, report, **{"If-None-Exist": f"_id={hidden}"})
     assert response.status_code == 201
     assert response.json()["id"] != hidden and "sec-a" not in response.text
+
+
+def test_rate_limit_and_cors(tmp_path: Path) -> None:
+    """429 with Retry-After past the per-client limit; CORS headers only for configured origins."""
+    server = new_server(tmp_path, FHIRSERVER_RATE_LIMIT="5", FHIRSERVER_CORS_ORIGINS="https://emr.example.cn",
+                        FHIRSERVER_AUTH="off")
+    server.workers = 1
+    server.start()
+    try:
+        statuses = [call(server, "GET", "/Observation?_count=1", None).status_code for _ in range(8)]
+        assert statuses[:5] == [200] * 5 and statuses[5:] == [429] * 3
+        limited = call(server, "GET", "/Observation?_count=1", None)
+        assert limited.json()["issue"][0]["code"] == "throttled" and int(limited.headers["Retry-After"]) >= 1
+        preflight = requests.options(f"{server.base}/Observation", timeout=10, headers={
+            "Origin": "https://emr.example.cn", "Access-Control-Request-Method": "POST"})
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://emr.example.cn"
+        assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+        other = requests.get(f"{server.base}/metadata", headers={"Origin": "https://evil.example"}, timeout=10)
+        assert "Access-Control-Allow-Origin" not in other.headers
+    finally:
+        server.stop()

@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..fhir.bundles import new_bundle, page_url
 from ..fhir.errors import FhirError, Issue, bad_request, operation_outcome
 from ..fhir.interactions import search as local_search
@@ -122,7 +124,7 @@ class FederationService:
         entries, seen = [], set()
         for entry in local.get("entry", []):
             resource = entry["resource"]
-            resource = resource if isinstance(resource, dict) else loads(resource.contents)
+            resource = resource if isinstance(resource, dict) else loads(orjson.dumps(resource))  # raw Fragment
             if entry.get("search", {}).get("mode") == "match":
                 seen |= _business_ids(resource)
             entries.append({**entry, "resource": resource, "extension": [self._origin(None)]})

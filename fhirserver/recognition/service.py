@@ -118,6 +118,11 @@ class RecognitionService:
         facts = result_facts(loads(version.text or "{}"), self.catalog.item_system, ctx.planner.zone)
         newer = [f for _, f in self.prior_results(ctx, facts.patient, facts.item)
                  if f.final and (f.date_ms or 0) > (facts.date_ms or 0)] if facts.patient and facts.item else []
+        if not newer and facts.patient and facts.item and self.federation is not None:
+            # a newer final result on a peer node supersedes this one too
+            remote, _ = self.federation.remote_results(ctx, facts.patient, facts.item)
+            newer = [f for f in (result_facts(r.resource, self.catalog.item_system, ctx.planner.zone) for r in remote)
+                     if f.final and (f.date_ms or 0) > (facts.date_ms or 0)]
         decision, _ = self.decide(ctx, version, evaluation, superseded=bool(newer))
         self.record(ctx, "view", decision, requester)
         if mode == "accept":

@@ -55,7 +55,8 @@ class LookupIndex:
         found: set[str] = set()
         prefix = f"{resource_type}|{field}|"
         for value in values:
-            for doc in self._db[LOOKUP].find({"k": prefix + value}, {"_id": 1}, max_time_ms=self._max_time_ms):
+            cursor = self._db[LOOKUP].find({"k": prefix + value}, {"_id": 1}, max_time_ms=self._max_time_ms)
+            for doc in cursor.limit(MAX_CANDIDATES + 1):
                 found.add(doc["_id"].rsplit("|", 1)[1])
                 if len(found) > MAX_CANDIDATES:
                     return None

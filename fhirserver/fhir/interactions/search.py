@@ -26,6 +26,7 @@ from .writing import check_type
 CHAIN_LIMIT = 1000      # ids a chained or _has sub-query may produce before we ask for a narrower query
 INCLUDE_LIMIT = 1000    # resources _include/_revinclude may add to one page
 ITERATE_ROUNDS = 3
+SELECTIVE = 200         # lookup candidates few enough to stop consulting further lookup keys
 
 
 def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
@@ -78,13 +79,21 @@ def matching_filter(ctx: FhirContext, resource_type: str, criteria: list[Criteri
     lookup = ctx.repository.lookup
     if lookup is None:
         return planned
-    narrowed: set[str] | None = None
+    eligible: list[tuple[str, list[str]]] = []
     for criterion, clause in zip(resolved, clauses, strict=True):
         (field, condition), = clause.items() if len(clause) == 1 else ((None, None),)
         code = field[3:] if isinstance(field, str) and field.startswith("sp.") else None
         if code not in LOOKUP_FIELDS or set(condition) != {"$in"} or criterion.modifier not in (None, *SUPPORTED_TYPES):
             continue
-        found = lookup.candidates(resource_type, code, [str(v) for v in condition["$in"]])
+        eligible.append((code, [str(v) for v in condition["$in"]]))
+    # Most selective keys first (LOOKUP_FIELDS order: identifier, patient, ...); once the candidates are few,
+    # the filter decides the rest: a broad key (a common code) would only read thousands of keys for nothing.
+    eligible.sort(key=lambda pair: LOOKUP_FIELDS.index(pair[0]))
+    narrowed: set[str] | None = None
+    for code, values in eligible:
+        if narrowed is not None and len(narrowed) <= SELECTIVE:
+            break
+        found = lookup.candidates(resource_type, code, values)
         if found is not None:
             narrowed = found if narrowed is None else narrowed & found
     if narrowed is None:
