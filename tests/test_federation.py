@@ -206,6 +206,17 @@ class FakePeer:
                     self._send(500, b'{"resourceType":"OperationOutcome"}')
                 elif peer.mode == "garbage":
                     self._send(200, b"<html><body>It works!</body></html>", "text/html")
+                elif peer.mode == "huge":
+                    self._send(200, b'{"resourceType":"Bundle","type":"searchset","x":"' + b"a" * (9 << 20) + b'"}')
+                elif peer.mode in ("paged", "paged-elsewhere") and self.path.startswith("/fhir/DiagnosticReport"):
+                    page = int(self.path.rsplit("page=", 1)[1]) if "page=" in self.path else 1
+                    target = peer.base if peer.mode == "paged" else "http://198.51.100.7/fhir"
+                    report = {"resourceType": "DiagnosticReport", "id": f"p{page}", "status": "final",
+                              "code": {"coding": [{"system": ITEM, "code": "CT-CHEST"}]},
+                              "subject": {"reference": "Patient/x"}, "issued": _when(100 + page)}
+                    self._send(200, json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
+                        {"resource": report, "search": {"mode": "match"}}], "link": [
+                        {"relation": "next", "url": f"{target}/DiagnosticReport?page={page + 1}"}]}).encode())
                 elif peer.mode == "invalid":
                     self._send(200, json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
                         {"resource": {"resourceType": "DiagnosticReport", "id": "x", "status": "bogus"},
@@ -279,6 +290,24 @@ def test_broken_peer_is_reported_not_propagated(nodes: dict[str, ServerProcess],
     assert response.status_code == 200
     assert any(words in w for w in warnings(response.json())), warnings(response.json())
     assert issues(response.json())[f"{nodes['chongqing'].base}/DiagnosticReport/cq-ct"] == "recognizable"
+
+
+def test_oversized_peer_answer_is_cut(nodes: dict[str, ServerProcess], fake: FakePeer) -> None:
+    fake.mode = "huge"
+    response, _ = duplicate_check(nodes["sichuan"], "CT-CHEST")
+    assert response.status_code == 200
+    assert any("more than 8 MB" in w for w in warnings(response.json())), warnings(response.json())
+
+
+@pytest.mark.parametrize("mode,pages", [("paged", 5), ("paged-elsewhere", 1)])
+def test_peer_paging_is_bounded_and_stays_on_the_peer(nodes: dict[str, ServerProcess], fake: FakePeer, mode: str,
+                                                      pages: int) -> None:
+    """An endless chain of next links stops at 5 pages; a next link to another host is never followed."""
+    fake.mode = mode
+    response, _ = duplicate_check(nodes["sichuan"], "CT-CHEST")
+    from_fake = sorted(u for u in issues(response.json()) if u.startswith(fake.base))
+    assert from_fake == [f"{fake.base}/DiagnosticReport/p{i}" for i in range(1, pages + 1)]
+    assert not warnings(response.json())  # a followed foreign link would have hung and failed the peer
 
 
 def test_breaker_opens_after_repeated_failures_and_recovers(nodes: dict[str, ServerProcess],
