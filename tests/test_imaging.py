@@ -35,7 +35,7 @@ def dicom_files(folder: Path) -> list[Path]:
     return out
 
 
-def stow(base: str, *objects: bytes) -> requests.Response:
+def stow(base: str, *objects: bytes, headers: dict[str, str] | None = None) -> requests.Response:
     boundary = uuid.uuid4().hex
     body = (
         b"".join(
@@ -49,7 +49,8 @@ def stow(base: str, *objects: bytes) -> requests.Response:
         f"{dicomweb(base)}/studies",
         data=body,
         timeout=120,
-        headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
+        headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+                 **(headers or {})},
     )
 
 

@@ -463,3 +463,29 @@ def test_rate_limit_and_cors(tmp_path: Path) -> None:
         assert "Access-Control-Allow-Origin" not in other.headers
     finally:
         server.stop()
+
+
+def test_stow_under_auth_belongs_to_the_uploading_hospital(secure: tuple[ServerProcess, Keys]) -> None:
+    """A PACS with a system token stores a study; its hospital owns it (reads it); another hospital does not."""
+    import pydicom
+    from test_imaging import FILES, stow
+
+    server, _ = secure
+    pacs = hs(server, scope="system/*.cruds", organization="Organization/sec-b")
+    data = (FILES / "CT_small.dcm").read_bytes()
+    refused = stow(server.base, data)
+    assert refused.status_code == 401  # no token
+    stored = stow(server.base, data, headers={"Authorization": f"Bearer {pacs}"})
+    assert stored.status_code == 200, stored.text
+    uid = pydicom.dcmread(FILES / "CT_small.dcm").StudyInstanceUID
+    own = call(server, "GET", f"/ImagingStudy/{uid}", pacs)
+    assert own.status_code == 200
+    assert own.json()["series"][0]["performer"][0]["actor"]["reference"] == "Organization/sec-b"
+    other = hs(server, scope="user/*.rs", organization="Organization/sec-c", fhirUser="Practitioner/doc-c")
+    assert call(server, "GET", f"/ImagingStudy/{uid}", other).status_code == 404
+    wado = server.base.rsplit("/fhir", 1)[0] + f"/dicomweb/studies/{uid}/metadata"
+    assert requests.get(wado, headers={"Authorization": f"Bearer {pacs}"}, timeout=30).status_code == 200
+    assert requests.get(wado, headers={"Authorization": f"Bearer {other}"}, timeout=30).status_code == 404
+    qido = server.base.rsplit("/fhir", 1)[0] + "/dicomweb/studies"
+    assert uid in requests.get(qido, headers={"Authorization": f"Bearer {pacs}"}, timeout=30).text
+    assert uid not in requests.get(qido, headers={"Authorization": f"Bearer {other}"}, timeout=30).text

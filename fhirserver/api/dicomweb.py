@@ -72,9 +72,19 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
         request.max_content_length = ctx.settings.max_dicom_bytes * 4
         try:  # images are ImagingStudy data: STOW needs ImagingStudy.c, retrieval ImagingStudy.r
             ctx.access.permit("c" if request.method == "POST" else "r", "ImagingStudy")
+            study = (request.view_args or {}).get("study")
+            if study is not None and not study_visible(study):
+                raise not_found(f"Study {study[:64]} does not exist.")
         except FhirError as error:
             return render_error(error, request)
         return None
+
+    def study_visible(study_uid: str) -> bool:
+        """A study is visible as its ImagingStudy is (owner, consent, break-the-glass: security/access.py)."""
+        version = ctx.repository.read_current("ImagingStudy", study_uid)
+        if version is None:  # instances without a study record: only for callers who see everything
+            return ctx.access.search_filter("ImagingStudy") is None
+        return bool(ctx.access.disclose([version]))
 
     def fhir_base() -> str:
         return ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir"
@@ -163,7 +173,7 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
 
     @bp.get("/studies")
     def search_studies() -> Response:
-        return guarded(lambda: _qido(imaging, "study", {}, STUDY_TAGS))
+        return guarded(lambda: _qido(imaging, "study", {}, STUDY_TAGS, visible=study_visible))
 
     @bp.get("/studies/<study>/series")
     def search_series(study: str) -> Response:
@@ -179,7 +189,8 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
     return bp
 
 
-def _qido(imaging: ImagingService, level: str, base: dict[str, Any], tags: tuple[str, ...]) -> Response:
+def _qido(imaging: ImagingService, level: str, base: dict[str, Any], tags: tuple[str, ...],
+          visible: Any = None) -> Response:
     """QIDO-RS: PatientID, StudyDate (YYYYMMDD or a range A-B), ModalitiesInStudy, AccessionNumber,
     StudyInstanceUID, limit, offset; answers one DICOM JSON object per study, series or instance."""
     query = dict(base)
@@ -209,7 +220,8 @@ def _qido(imaging: ImagingService, level: str, base: dict[str, Any], tags: tuple
     found = imaging.store.find(query)
     groups: dict[str, list[dict[str, Any]]] = {}
     for document in found:
-        groups.setdefault(document[level], []).append(document)
+        if visible is None or visible(document["study"]):
+            groups.setdefault(document[level], []).append(document)
     rows = []
     for members in list(groups.values())[int(offset): int(offset) + int(limit)]:
         meta = members[0]["meta"]

@@ -14,6 +14,7 @@ from ..fhir.errors import FhirError
 from ..fhir.interactions import create, update
 from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
+from ..security.principal import acting_as_server, current
 from ..terminology.service import TerminologyService
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -21,6 +22,9 @@ NATIONAL_ID = "urn:oid:2.16.156.10011.1.3"
 _NATIONAL = re.compile(r"^\d{17}[\dXx]$")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
+
+PERFORMER_ROLE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRF",
+                              "display": "performer"}]}
 
 def is_national_id(value: str) -> bool:
     """GB 11643: 18 characters, MOD 11-2 check digit."""
@@ -63,9 +67,15 @@ class StudyBuilder:
         """Create or update ImagingStudy/<StudyInstanceUID> from all stored instances of the study."""
         study_uid = instances[0]["study"]
         first = instances[0]["meta"]
-        patient = self._patient(ctx, first, base_url)
-        endpoint = self._endpoint(ctx, base_url)
+        uploader = current()
+        owner = uploader.organization if uploader is not None else None
+        patient = self._patient(ctx, first, base_url, owner)
+        with acting_as_server():  # the DICOMweb Endpoint is the server's own record
+            endpoint = self._endpoint(ctx, base_url)
         study = self.study(instances, patient, endpoint, ctx.settings.timezone)
+        if owner:  # the authenticated uploader (a hospital's PACS) performed the study: it owns it
+            for series in study["series"]:
+                series["performer"] = [{"function": PERFORMER_ROLE, "actor": {"reference": owner}}]
         result = update.update(ctx, "ImagingStudy", study_uid, study, RequestInfo(base_url=base_url))
         assert result.version is not None
         return study
@@ -140,7 +150,7 @@ class StudyBuilder:
             return match["concept"]
         return None
 
-    def _patient(self, ctx: FhirContext, meta: dict[str, Any], base_url: str) -> str:
+    def _patient(self, ctx: FhirContext, meta: dict[str, Any], base_url: str, owner: str | None = None) -> str:
         """Match the Patient by national ID, else by PatientID + issuer; create it when absent."""
         patient_id = str(_v(meta, "00100020") or "").strip()
         issuer = str(_v(meta, "00100021") or "").strip()
@@ -155,6 +165,8 @@ class StudyBuilder:
             if len(found) == 1:
                 return f"Patient/{found[0].id}"
         patient: dict[str, Any] = {"resourceType": "Patient", "identifier": identifiers}
+        if owner:
+            patient["managingOrganization"] = {"reference": owner}
         name = _person_name(meta, "00100010")
         if name:
             family, _, given = name.partition("^")
