@@ -133,6 +133,13 @@ OBSERVATION_CASES = [
     ("date=ne2024", lambda o, r: obs_period(o) is not None and date_matches(obs_period(o), "ne", "2024")),
     ("date=ge2024&date=lt2025", lambda o, r: date_matches(obs_period(o), "ge", "2024")
      and date_matches(obs_period(o), "lt", "2025")),
+    # bounded windows, narrowed by the lookup index's date buckets (store/lookup.py): same answers required
+    ("date=ge2024-03-01&date=le2024-04-15", lambda o, r: date_matches(obs_period(o), "ge", "2024-03-01")
+     and date_matches(obs_period(o), "le", "2024-04-15")),
+    ("date=2024-01,2024-06", lambda o, r: date_matches(obs_period(o), "eq", "2024-01")
+     or date_matches(obs_period(o), "eq", "2024-06")),
+    ("date=gt2024-02-10&date=eb2024-05-01", lambda o, r: date_matches(obs_period(o), "gt", "2024-02-10")
+     and date_matches(obs_period(o), "eb", "2024-05-01")),
     ("subject=Patient/{p0}", lambda o, r: o["subject"]["reference"] == f"Patient/{r['p0']}"),
     ("subject:Patient.name=张", lambda o, r: any(fold(s).startswith("张") for s in _names(r["pats"][_ref(o)]))),
     ("subject.identifier={ident0}", lambda o, r: _ref(o) == r["p0"]),
@@ -349,3 +356,28 @@ def test_search_follows_updates_and_deletes_of_indexed_values(http, base):
     assert search_ids(http, base, "Observation", f"subject=Patient/{tag}-b", tag) == [created["id"]]
     http.delete(f"{base}/Observation/{created['id']}")
     assert search_ids(http, base, "Observation", f"subject=Patient/{tag}-b", tag) == []
+
+
+def test_date_windows_for_the_lookup_index_are_sound() -> None:
+    """The window a date search narrows to: intersect criteria, hull of OR-ed values, none when unsafe."""
+    from types import SimpleNamespace
+
+    from fhirserver.fhir.interactions.search import _date_windows
+    from fhirserver.fhir.search.planner import Planner
+    from fhirserver.fhir.search.query import Criterion
+    from fhirserver.fhir.search.values import date_range, parse_zone
+    from fhirserver.store.lookup import date_buckets
+
+    zone = parse_zone("+08:00")
+    ctx = SimpleNamespace(planner=Planner(zone, None))
+
+    def crit(*values: str) -> Criterion:
+        return Criterion("date", "date", None, values, "date")
+
+    march, april = date_range("2024-03", zone), date_range("2024-04", zone)
+    assert _date_windows(ctx, [crit("ge2024-03"), crit("lt2024-04")]) == {"date": (march.lo, april.lo)}
+    assert _date_windows(ctx, [crit("2024-03", "2024-04")]) == {"date": (march.lo, april.hi)}  # OR-ed values
+    # eq January AND eq June can both hold for one resource with two dates: no common window, no narrowing
+    assert _date_windows(ctx, [crit("2024-01"), crit("2024-06")]) == {}
+    assert _date_windows(ctx, [crit("ap2024-03"), crit("lt2024-04")])["date"][0] < march.lo  # ap is left out
+    assert date_buckets(march.lo, april.lo) and not date_buckets(march.lo, march.lo + 1e12)  # too wide

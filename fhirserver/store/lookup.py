@@ -20,8 +20,11 @@ from pymongo.errors import BulkWriteError
 LOOKUP = "_lookup"
 META = "_lookup_meta"
 LOOKUP_FIELDS = ("identifier", "patient", "subject", "code", "item")
+DATE_FIELDS = ("date",)          # date parameters keyed by 30-day bucket (the hull of the resource's dates)
+BUCKET_MS = 30 * 24 * 3600 * 1000
+MAX_SPAN_BUCKETS = 24            # longer dates (open periods) get the key "long": a candidate for every range
 MAX_CANDIDATES = 2000
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class LookupIndex:
@@ -37,7 +40,19 @@ class LookupIndex:
                 if isinstance(value, str):
                     key = f"{resource_type}|{field}|{value}"
                     out.append({"_id": f"{key}|{resource_id}", "k": key})
+        for field in DATE_FIELDS:
+            ranges = [v for v in sp.get(field, []) if isinstance(v, dict) and "lo" in v and "hi" in v]
+            if ranges:
+                lo, hi = min(r["lo"] for r in ranges), max(r["hi"] for r in ranges)
+                for bucket in date_buckets(lo, hi) or ["long"]:
+                    key = f"{resource_type}|{field}|{bucket}"
+                    out.append({"_id": f"{key}|{resource_id}", "k": key})
         return out
+
+    def date_candidates(self, resource_type: str, field: str, lo: float, hi: float) -> set[str] | None:
+        """Ids of resources whose dates (their hull) may meet [lo, hi); None when too many or too wide."""
+        buckets = date_buckets(lo, hi)
+        return self.candidates(resource_type, field, [*buckets, "long"]) if buckets else None
 
     def add(self, documents: list[dict[str, str]], session: Any = None) -> None:
         """Insert keys, ignoring those present (idempotent)."""
@@ -80,3 +95,13 @@ class LookupIndex:
             built += len(batch)
         self._db[META].replace_one({"_id": "format"}, {"_id": "format", "v": FORMAT_VERSION}, upsert=True)
         return built
+
+
+def date_buckets(lo: float, hi: float) -> list[str]:
+    """The 30-day buckets [lo, hi) touches; [] when it spans more than MAX_SPAN_BUCKETS (or is empty)."""
+    if not hi > lo:
+        return []
+    first, last = int(lo // BUCKET_MS), int((hi - 1) // BUCKET_MS)
+    if last - first + 1 > MAX_SPAN_BUCKETS:
+        return []
+    return [f"b{n}" for n in range(first, last + 1)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...store.indexes import field_name, index_field
-from ...store.lookup import LOOKUP_FIELDS
+from ...store.lookup import DATE_FIELDS, LOOKUP_FIELDS
 from ...store.repository import StoredVersion
 from ..bundles import decode_cursor, encode_cursor, new_bundle, page_url, raw_resource
 from ..errors import FhirError, bad_request, operation_outcome
@@ -96,9 +96,33 @@ def matching_filter(ctx: FhirContext, resource_type: str, criteria: list[Criteri
         found = lookup.candidates(resource_type, code, values)
         if found is not None:
             narrowed = found if narrowed is None else narrowed & found
+    if narrowed is None or len(narrowed) > SELECTIVE:
+        for code, (lo, hi) in _date_windows(ctx, resolved).items():
+            found = lookup.date_candidates(resource_type, code, lo, hi)
+            if found is not None:
+                narrowed = found if narrowed is None else narrowed & found
     if narrowed is None:
         return planned
     return {"$and": [{"_id": {"$in": sorted(narrowed)}}, planned]}
+
+
+def _date_windows(ctx: FhirContext, criteria: list[Criterion]) -> dict[str, tuple[float, float]]:
+    """Per keyed date parameter, the interval every match meets: the intersection of its criteria's intervals
+    (each criterion's values are OR-ed: their hull). Sound because a resource's keys cover the hull of its
+    dates, and intervals that meet pairwise meet together (Helly, in one dimension); criteria without an
+    interval (ap, ne) are left to the filter."""
+    windows: dict[str, tuple[float, float]] = {}
+    for c in criteria:
+        if c.code not in DATE_FIELDS or c.type != "date" or c.modifier or c.chain or c.has is not None:
+            continue
+        intervals = [ctx.planner.date_interval(v) for v in c.values]
+        if not intervals or any(i is None for i in intervals):
+            continue
+        lo = min(i[0] for i in intervals if i)
+        hi = max(i[1] for i in intervals if i)
+        current = windows.get(c.code, (lo, hi))
+        windows[c.code] = (max(current[0], lo), min(current[1], hi))
+    return {code: w for code, w in windows.items() if w[1] > w[0]}
 
 
 def visible_filter(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from ...store.indexes import index_field
 from ..errors import FhirError
 from .query import Criterion
-from .values import ValueFormatError, date_range, normalize_text, number_range, split_prefix
+from .values import MAX_MS, MIN_MS, ValueFormatError, date_range, normalize_text, number_range, split_prefix
 
 NOTHING: dict[str, Any] = {"_id": {"$in": []}}
 LIVE: dict[str, Any] = {"deleted": False}
@@ -108,6 +108,18 @@ class Planner:
         return {field: {"$in": values}}
 
     # -- ranges ----------------------------------------------------------------------------------------
+    def date_interval(self, raw: str) -> tuple[float, float] | None:
+        """An interval every resource date matching `raw` meets (the forms of _date below), for narrowing by
+        the lookup index; None when there is none to give (ap, ne, or an unreadable value)."""
+        prefix, value = split_prefix(raw)
+        try:
+            r = date_range(value, self.zone)
+        except ValueFormatError:
+            return None
+        a, b = r.lo, r.hi
+        return {"eq": (a, b), "ge": (a, MAX_MS), "gt": (b, MAX_MS), "sa": (b, MAX_MS),
+                "le": (MIN_MS, b), "lt": (MIN_MS, a), "eb": (MIN_MS, a)}.get(prefix)
+
     def _date(self, field: str, key: str, raw: str) -> dict[str, Any]:
         prefix, value = split_prefix(raw)
         r = date_range(value, self.zone)
