@@ -71,3 +71,14 @@ def test_recognition_operations_are_advertised_with_their_definitions(http, base
         report["operation"]
     definition = http.get(f"{base}/OperationDefinition/hr-recognize").json()
     assert definition["code"] == "recognize" and definition["instance"] is True
+
+
+def test_capability_statement_is_valid_fhir(http, base):
+    """The server's own CapabilityStatement passes the validation it applies to clients (no empty arrays...)."""
+    from pathlib import Path
+
+    from fhirserver.fhir.validation import ResourceValidator
+
+    statement = http.get(f"{base}/metadata").json()
+    ResourceValidator(Path(__file__).resolve().parents[1] / "profiles" / "fhir.schema.v4.json").validate(statement)
+    assert statement["rest"][0]["security"]["description"].startswith("Authentication is off")

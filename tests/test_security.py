@@ -157,6 +157,15 @@ def test_public_endpoints_need_no_token(secure: tuple[ServerProcess, Keys]) -> N
     assert call(server, "GET", "/Patient", None).status_code == 401
 
 
+def test_capability_statement_describes_smart_security(secure: tuple[ServerProcess, Keys]) -> None:
+    server, _ = secure
+    rest = call(server, "GET", "/metadata", None).json()["rest"][0]
+    assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    uris = rest["security"]["extension"][0]["extension"]
+    assert {"url": "token", "valueUri": f"{ISSUER}/token"} in uris
+    assert any(p["name"] == "_federated" for p in rest["searchParam"])
+
+
 def test_security_headers(secure: tuple[ServerProcess, Keys]) -> None:
     server, _ = secure
     response = call(server, "GET", "/metadata", None, **{"X-Request-Id": "abc-123"})

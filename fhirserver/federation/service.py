@@ -20,7 +20,7 @@ from ..fhir.interactions import search as local_search
 from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.json_format import loads
 from ..recognition.catalog import RecognitionCatalog
-from ..recognition.facts import RESULT_TYPES
+from ..recognition.facts import RESULT_TYPES, result_facts
 from ..recognition.standing import Standing, standing_from
 from ..security.principal import current
 from .client import FederationClient, PeerAnswer
@@ -77,10 +77,11 @@ class FederationService:
         results, warnings = [], []
         for answer in answers:
             warnings += self._warnings(answer)
-            performers = {_performer(r) for r in answer.resources} - {None}
-            standings = {ref: self._standing(answer.peer, ref) for ref in performers if ref}
+            performers = {_key(r): result_facts(r, self.catalog.item_system, self.zone).performer
+                          for r in answer.resources}
+            standings = {ref: self._standing(answer.peer, ref) for ref in set(performers.values()) if ref}
             results += [RemoteResult(answer.peer, r, f"{answer.peer.address}/{r['resourceType']}/{r['id']}",
-                                     standings.get(_performer(r) or "")) for r in answer.resources]
+                                     standings.get(performers[_key(r)] or "")) for r in answer.resources]
         return results, warnings
 
     def _standing(self, peer: Peer, reference: str) -> Standing | None:
@@ -177,13 +178,8 @@ class FederationService:
         return out
 
 
-def _performer(resource: dict[str, Any]) -> str | None:
-    if resource.get("resourceType") == "ImagingStudy":
-        actors = [p.get("actor") or {} for s in resource.get("series", []) for p in s.get("performer", [])]
-    else:
-        actors = resource.get("performer", [])
-    return next((a.get("reference") for a in actors if isinstance(a, dict)
-                 and str(a.get("reference", "")).startswith("Organization/")), None)
+def _key(resource: dict[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource['id']}"
 
 
 def _business_ids(resource: dict[str, Any]) -> set[str]:

@@ -43,10 +43,13 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
         }
         if "search-type" in registered:
             references = sorted(c for c, p in parameters.items() if p.type == "reference")
-            entry["searchInclude"] = [f"{rtype}:{c}" for c in references]
-            entry["searchRevInclude"] = sorted(f"{other}:{c}" for other in SUPPORTED_TYPES
-                                               for c, p in ctx.registry.for_type(other).items()
-                                               if p.type == "reference" and (not p.targets or rtype in p.targets))
+            includes = [f"{rtype}:{c}" for c in references]
+            revincludes = sorted(f"{other}:{c}" for other in SUPPORTED_TYPES
+                                 for c, p in ctx.registry.for_type(other).items()
+                                 if p.type == "reference" and (not p.targets or rtype in p.targets))
+            for key, values in (("searchInclude", includes), ("searchRevInclude", revincludes)):
+                if values:  # FHIR JSON has no empty arrays
+                    entry[key] = values
             params = [{"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
                        "type": "token", "documentation": "logical id; :not, :missing"}]
             params += [{"name": code, "definition": p.url, "type": p.type, "documentation": _documentation(p.type)}
@@ -71,6 +74,11 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
     if "search-compartment" in registered:
         rest["compartment"] = [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
                                for c in sorted(ctx.compartments.compartments())]
+    rest["security"] = _security(ctx)
+    rest["searchParam"] = [{"name": "_federated", "type": "token", "documentation": (
+        "true: also search every active peer node (Endpoint resources), the patient given as patient=Patient/<id> "
+        "or patient.identifier=<system>|<value>; entries carry the extension hr-origin; failed peers are "
+        "OperationOutcome entries")}]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -84,3 +92,20 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
         "patchFormat": ["application/json-patch+json"],
         "rest": [rest],
     }
+
+
+def _security(ctx: FhirContext) -> dict[str, Any]:
+    """How clients authenticate: SMART on FHIR bearer tokens, or nothing when FHIRSERVER_AUTH=off."""
+    settings = ctx.settings
+    cors = bool(settings.cors_origins)
+    if settings.auth != "on":
+        return {"cors": cors, "description": "Authentication is off (FHIRSERVER_AUTH=off): development only."}
+    issuer = (settings.auth_issuer or "").rstrip("/")
+    return {
+        "cors": cors,
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                 "code": "SMART-on-FHIR"}]}],
+        "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                       "extension": [{"url": "token", "valueUri": f"{issuer}/token"}]}],
+        "description": "Bearer JWTs with SMART v2 (and v1) scopes; the organization claim decides ownership, "
+                       "patients' Consents decide what other organizations see; every request is audited."}
