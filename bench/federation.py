@@ -60,8 +60,10 @@ def main() -> None:
         return local.s
 
     with tempfile.TemporaryDirectory() as tmp:
-        cq = new_server(Path(tmp) / "cq", FHIRSERVER_NODE_ID="chongqing", FHIRSERVER_REGION="500000").start()
-        sc = new_server(Path(tmp) / "sc", FHIRSERVER_NODE_ID="sichuan", FHIRSERVER_REGION="510000").start()
+        cq = new_server(Path(tmp) / "cq", FHIRSERVER_NODE_ID="chongqing", FHIRSERVER_REGION="500000",
+                        FHIRSERVER_RATE_LIMIT="0").start()
+        sc = new_server(Path(tmp) / "sc", FHIRSERVER_NODE_ID="sichuan", FHIRSERVER_REGION="510000",
+                        FHIRSERVER_RATE_LIMIT="0").start()
         try:
             load(cq.base, hospitals + patients + results)
             load(sc.base, [hospitals[0], *patients, {
