@@ -8,13 +8,11 @@ Prints a markdown table and writes bench/federation.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import requests
@@ -26,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from conftest import new_server  # noqa: E402
 
 from bench import workload  # noqa: E402
-from bench.run import session_call, timed  # noqa: E402
+from bench.run import arguments, session_call, thread_sessions, timed  # noqa: E402
 
 FHIR_JSON = "application/fhir+json"
 
@@ -42,22 +40,12 @@ def load(base: str, resources: list[dict[str, object]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", choices=sorted(workload.SCALES), default="small")
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "federation.json"))
-    args = parser.parse_args()
+    args = arguments(200, "federation.json")
     n_hosp, n_pat, n_res = workload.SCALES[args.scale]
     rng = random.Random(2026)
     hospitals, patients = workload.hospitals(rng, n_hosp), workload.patients(rng, n_pat)
     results = workload.results(rng, n_res, n_pat, n_hosp)
-    local = threading.local()
-
-    def session() -> requests.Session:
-        if not hasattr(local, "s"):
-            local.s = requests.Session()
-        return local.s
+    session = thread_sessions()
 
     with tempfile.TemporaryDirectory() as tmp:
         cq = new_server(Path(tmp) / "cq", FHIRSERVER_NODE_ID="chongqing", FHIRSERVER_REGION="500000",

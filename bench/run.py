@@ -75,23 +75,34 @@ def session_call(session_for: Callable[[], requests.Session], method: str, url: 
     return call
 
 
-def main() -> None:
+def arguments(requests_default: int, out_name: str) -> argparse.Namespace:
+    """The options every runner of bench/ takes."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", choices=sorted(workload.SCALES), default="small")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
-    args = parser.parse_args()
-    n_hosp, n_pat, n_res = workload.SCALES[args.scale]
-    rng = random.Random(2026)
-    data = (workload.hospitals(rng, n_hosp) + workload.patients(rng, n_pat)
-            + workload.results(rng, n_res, n_pat, n_hosp))
+    parser.add_argument("--requests", type=int, default=requests_default)
+    parser.add_argument("--out", default=str(ROOT / "bench" / out_name))
+    return parser.parse_args()
+
+
+def thread_sessions() -> Callable[[], requests.Session]:
+    """One keep-alive session per client thread."""
     local = threading.local()
 
     def session() -> requests.Session:
         if not hasattr(local, "s"):
             local.s = requests.Session()
         return local.s
+    return session
+
+
+def main() -> None:
+    args = arguments(400, "results.json")
+    n_hosp, n_pat, n_res = workload.SCALES[args.scale]
+    rng = random.Random(2026)
+    data = (workload.hospitals(rng, n_hosp) + workload.patients(rng, n_pat)
+            + workload.results(rng, n_res, n_pat, n_hosp))
+    session = thread_sessions()
 
     with tempfile.TemporaryDirectory() as tmp:
         server = new_server(Path(tmp) / "node", FHIRSERVER_RATE_LIMIT="0")  # measure speed, not throttling.start()
