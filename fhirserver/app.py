@@ -48,7 +48,7 @@ from .terminology.service import TerminologyService
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, RecognitionService]:
+def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, RecognitionService, AuditTrail]:
     """Connect, create collections/indexes, load definitions: everything an interaction needs."""
     connection = connect(mongodb_uri, settings.mongodb_db, settings.store_timeout_ms, [metrics.StoreTimer()])
     registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES, settings.canonical_base)
@@ -77,7 +77,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
                           lambda org: (read_standing(ctx, catalog, org) or Standing(org)).region)
-    trail = AuditTrail(ctx, settings.canonical_base)
+    trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
     ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
                   after_write=(recognition.record_override,), access=access, record_event=trail.append)
     access.bind(ctx)
@@ -86,7 +86,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
         FederationClient(settings.peer_timeout_s, ctx.validator.validate,
                          CircuitBreaker(cooldown_s=settings.peer_cooldown_s)), catalog, settings.identity_systems,
         label, zone)
-    return ctx, recognition
+    return ctx, recognition, trail
 
 
 def _lookup(settings: Settings, db: Any) -> LookupIndex | None:
@@ -115,7 +115,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     uri = mongodb_uri or settings.mongodb_uri
     if not uri:
         raise ValueError("create_app needs a MongoDB URI (the CLI starts the embedded engine when none is set)")
-    ctx, recognition = build_context(settings, uri)
+    ctx, recognition, trail = build_context(settings, uri)
     app = Flask(__name__)
     app.url_map.strict_slashes = False  # a trailing slash must not produce an HTML redirect page
     app.url_map.merge_slashes = False
@@ -129,8 +129,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")
     metrics.install(app, guard.classify)
-    assert ctx.record_event is not None
-    guard.install(app, settings, ctx.record_event)
+    guard.install(app, settings, trail.spool)
     _register_health(app, ctx)
     _register_error_handlers(app, settings)
     return app

@@ -158,7 +158,7 @@ def _token(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     import pymongo
 
-    from .security.audit import verify
+    from .security.audit import pending, verify
     from .store.embedded import running_engine_uri
 
     settings = Settings.from_env(data_dir=args.data_dir)
@@ -170,10 +170,13 @@ def _audit_verify(args: argparse.Namespace) -> int:
     with pymongo.MongoClient(uri, serverSelectionTimeoutMS=settings.store_timeout_ms) as client:
         problems = list(verify(client[settings.mongodb_db], settings.canonical_base))
         head = client[settings.mongodb_db]["audit_chain"].find_one({"_id": "head"}) or {"seq": 0, "hash": "-"}
+        waiting = pending(client[settings.mongodb_db])
     for problem in problems:
         print(f"position {problem.sequence}: {problem.text}")
     print(f"{head['seq']} events in the chain, head {head['hash']}: "
           f"{'INTACT' if not problems else f'{len(problems)} PROBLEM(S)'}")
+    if waiting:
+        print(f"{waiting} more events wait in the spool; a running server chains them within a second")
     return 1 if problems else 0
 
 

@@ -75,6 +75,7 @@ class Settings:
     auth_hs256_secret: str | None = None  # development only
     auth_leeway_s: int = 60
     rate_limit: int = 3000                # requests per client per minute and worker process; 0 = off
+    audit_ship_ms: int = 50               # how long spooled access events gather before they are chained
     cors_origins: tuple[str, ...] = ()
     node_id: str = "local"
     region: str | None = None             # GB/T 2260 code of this node's province, e.g. 510000
@@ -112,6 +113,7 @@ class Settings:
             auth_hs256_secret=env.get("FHIRSERVER_AUTH_HS256_SECRET") or None,
             auth_leeway_s=_int(env, "FHIRSERVER_AUTH_LEEWAY", cls.auth_leeway_s, 0),
             rate_limit=_int(env, "FHIRSERVER_RATE_LIMIT", cls.rate_limit, 0),
+            audit_ship_ms=_int(env, "FHIRSERVER_AUDIT_SHIP_MS", cls.audit_ship_ms, 0),
             cors_origins=tuple(o.strip().rstrip("/") for o in (env.get("FHIRSERVER_CORS_ORIGINS") or "").split(",")
                                if o.strip()),
             node_id=env.get("FHIRSERVER_NODE_ID") or cls.node_id,

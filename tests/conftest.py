@@ -159,3 +159,17 @@ def stored_counts(store: pymongo.database.Database, resource_type: str) -> tuple
     """(current documents, history documents) for a type: what a refused write must leave unchanged."""
     return (len(list(store[resource_type].find({}, {"_id": 1}))),
             len(list(store[f"{resource_type}_history"].find({}, {"_id": 1}))))
+
+
+def spooled_audit(store: pymongo.database.Database) -> int:
+    """Access events stored but not chained yet (the audit spool)."""
+    return len(list(store["audit_spool"].find({}, {"_id": 1})))
+
+
+def audit_settled(store: pymongo.database.Database, timeout: float = 15.0) -> None:
+    """Wait until the server's audit shipper has chained every spooled event."""
+    deadline = time.monotonic() + timeout
+    while spooled_audit(store):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{spooled_audit(store)} audit events still in the spool after {timeout} s")
+        time.sleep(0.05)

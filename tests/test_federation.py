@@ -15,7 +15,7 @@ from typing import Any
 import pymongo
 import pytest
 import requests
-from conftest import FHIR_JSON, ServerProcess, free_port, new_server
+from conftest import FHIR_JSON, ServerProcess, audit_settled, free_port, new_server
 
 C = "http://hr.example.org/fhir"
 ITEM = f"{C}/CodeSystem/hr-item"
@@ -341,6 +341,7 @@ def test_correlation_id_reaches_the_peer_audit(nodes: dict[str, ServerProcess]) 
     duplicate_check(sc, "CT-CHEST", **{"X-Request-Id": "trace-fed-2"})
     for node in (sc, cq):
         with pymongo.MongoClient(node.mongo_uri()) as client:
+            audit_settled(client[node.db_name])
             audited = client[node.db_name]["AuditEvent"].count_documents({"text": {"$regex": "trace-fed-2"}})
         assert audited >= 1, node.base
     time.sleep(0.5)  # access log lines are written after the response

@@ -13,11 +13,11 @@ from fhirserver.fhir.json_format import loads
 from fhirserver.fhir.search.indexer import INDEXABLE_TYPES, ResourceIndexer
 from fhirserver.fhir.search.parameters import (
     SearchParameterRegistry,
-    choice_elements,
     compile_path,
     expression_for,
     rewrite_component,
     rewrite_expression,
+    schema_types,
 )
 from fhirserver.fhir.search.values import parse_zone
 
@@ -36,14 +36,23 @@ def test_rewrites():
     assert expression_for("Patient.name | Practitioner.name", "Practitioner") == "Practitioner.name"
 
 
-def test_fast_path_only_takes_plain_paths():
-    choices = choice_elements(ROOT / "profiles" / "fhir.schema.v4.json")
+def test_fast_path_takes_paths_and_simple_filters_only():
+    choices, types = schema_types(ROOT / "profiles" / "fhir.schema.v4.json")
     assert {"value", "effective", "deceased", "multipleBirth"} <= choices and "performer" not in choices
     assert compile_path("Observation.code", "Observation", choices) is not None
     assert compile_path("Observation.value.ofType(Quantity)", "Observation", choices) is not None
-    assert compile_path("Observation.effective", "Observation", choices) is None
-    assert compile_path("Observation.subject.where(reference.matches('x'))", "Observation") is None
+    assert compile_path("Observation.effective", "Observation", choices) is None  # no type list to resolve it
+    effective = compile_path("Observation.effective", "Observation", choices, types)
+    assert effective is not None and effective({"effectivePeriod": {"start": "2026"}}) == [{"start": "2026"}]
+    patient = compile_path("Observation.subject.where(reference.matches('^Patient/'))", "Observation")
+    assert patient is not None and patient({"subject": {"reference": "Group/1"}}) == []
+    item = compile_path("Observation.code.coding.where(system='s')", "Observation")
+    assert item is not None and item({"code": {"coding": [{"system": "s", "code": "a"}, {"code": "b"}]}}) == [
+        {"system": "s", "code": "a"}]
     assert compile_path("Patient.deceased.exists() and Patient.deceased != false", "Patient") is None
+    assert compile_path("Observation.code.where(system='it''s')", "Observation") is None
+    assert compile_path("Observation.code.", "Observation") is None
+    assert compile_path("Observation.code.where(exists())", "Observation") is None
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +60,38 @@ def registry() -> SearchParameterRegistry:
     return SearchParameterRegistry(ROOT / "profiles", INDEXABLE_TYPES)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_fast_path_indexes_exactly_what_fhirpathpy_would(registry, path):
-    """Every index value stored for a specification example is the same with either evaluator."""
-    resource = loads(path.read_bytes())
+def _our_resources() -> list[dict]:
+    """Resources of our own profiles (item codings, marks, savings, audit entities) beside the R4 examples."""
+    import random
+
+    from bench import workload
+
+    rng = random.Random(7)
+    made = workload.hospitals(rng, 2) + workload.patients(rng, 3) + workload.results(rng, 30, 3, 2)
+    c = "http://hr.example.org/fhir"
+    made.append({"resourceType": "AuditEvent", "id": "a1", "type": {"code": "recognition"},
+                 "recorded": "2026-11-23T10:00:00Z", "action": "E", "outcome": "0",
+                 "extension": [{"url": f"{c}/StructureDefinition/hr-saving", "valueDecimal": 120.5}],
+                 "agent": [{"who": {"reference": "Organization/h1"}, "requestor": True},
+                           {"who": {"reference": "Patient/p1"}, "requestor": False}],
+                 "source": {"site": "510000", "observer": {"display": "x"}},
+                 "entity": [{"what": {"reference": "DiagnosticReport/r1"}},
+                            {"what": {"reference": "http://other/fhir/Patient/p2/_history/3"}}]})
+    made.append({"resourceType": "Observation", "id": "o1", "status": "final", "code": {"coding": [
+        {"system": f"{c}/CodeSystem/hr-item", "code": "LAB-HB"}, {"system": "http://loinc.org", "code": "718-7"}]},
+        "meta": {"tag": [{"system": f"{c}/CodeSystem/hr-mark", "code": "HR"}, {"system": "x", "code": "y"}]},
+        "subject": {"reference": "Group/g1"}, "effectivePeriod": {"start": "2026-01-01", "end": "2026-01-02"},
+        "valueQuantity": {"value": 130, "unit": "g/L"}})
+    return made
+
+
+CASES = [(p.stem, p) for p in EXAMPLES] + [(f"ours-{i}", r) for i, r in enumerate(_our_resources())]
+
+
+@pytest.mark.parametrize("case", [c for _, c in CASES], ids=[name for name, _ in CASES])
+def test_fast_path_indexes_exactly_what_fhirpathpy_would(registry, case):
+    """Every index value stored for a specification example, or one of ours, is the same with either evaluator."""
+    resource = loads(case.read_bytes()) if isinstance(case, Path) else case
     model = models["r4"]
     indexer = ResourceIndexer(registry, parse_zone("+08:00"))
     fast = indexer.index(resource)

@@ -24,7 +24,7 @@ import jwt
 import pymongo
 import pytest
 import requests
-from conftest import FHIR_JSON, ServerProcess, new_server
+from conftest import FHIR_JSON, ServerProcess, audit_settled, free_port, new_server, observation, spooled_audit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -347,9 +347,14 @@ def test_break_glass_needs_a_practitioner(secure: tuple[ServerProcess, Keys], wo
 
 
 # -- audit ---------------------------------------------------------------------------------------------------
-def _audit_count(server: ServerProcess) -> int:
+def _audit_count(server: ServerProcess, settle: bool = True) -> int:
+    """Chained AuditEvents; with settle=False, chained plus spooled (what is stored when the response leaves)."""
     with pymongo.MongoClient(server.mongo_uri()) as client:
-        return client[server.db_name]["AuditEvent"].count_documents({})
+        db = client[server.db_name]
+        if settle:
+            audit_settled(db)
+            return db["AuditEvent"].count_documents({})
+        return db["AuditEvent"].count_documents({}) + spooled_audit(db)
 
 
 def test_every_request_is_audited_and_the_chain_verifies(secure: tuple[ServerProcess, Keys],
@@ -375,7 +380,8 @@ def test_every_request_is_audited_and_the_chain_verifies(secure: tuple[ServerPro
     for method, path, token, body in workload:
         call(server, method, path, token, body)
         audited += path not in ("/metadata", "/CodeSystem/hr-item")
-    assert _audit_count(server) == before + audited
+    assert _audit_count(server, settle=False) == before + audited  # every event stored before its response
+    assert _audit_count(server) == before + audited  # ... and chained moments later
     events = call(server, "GET", f"/AuditEvent?patient=Patient/{pid}&_count=100", a).json()
     assert any(e["resource"]["outcome"] == "0" for e in events.get("entry", []))
     b_read = call(server, "GET", "/AuditEvent?agent=Practitioner/doc-b&_count=100&date=ge2020-01-01", b).json()
@@ -434,6 +440,7 @@ def test_concurrent_requests_keep_one_intact_chain(secure: tuple[ServerProcess, 
         statuses = list(pool.map(lambda _: call(server, "GET", f"/DiagnosticReport/{rid}", token).status_code,
                                  range(80)))
     assert statuses == [200] * 80
+    assert _audit_count(server, settle=False) == before + 80
     assert _audit_count(server) == before + 80
     verify = _verify(server)
     assert verify.returncode == 0 and "INTACT" in verify.stdout, verify.stdout
@@ -498,3 +505,54 @@ def test_stow_under_auth_belongs_to_the_uploading_hospital(secure: tuple[ServerP
     qido = server.base.rsplit("/fhir", 1)[0] + "/dicomweb/studies"
     assert uid in requests.get(qido, headers={"Authorization": f"Bearer {pacs}"}, timeout=30).text
     assert uid not in requests.get(qido, headers={"Authorization": f"Bearer {other}"}, timeout=30).text
+
+
+def test_spooled_access_events_survive_a_crash(tmp_path: Path) -> None:
+    """An access event is in the store when its response leaves: a server killed before chaining loses none, and
+    the next server chains them once, even those a crash left both chained and spooled."""
+    first = new_server(tmp_path / "node", FHIRSERVER_AUDIT_SHIP_MS="600000").start()  # ships only after 10 min
+    try:
+        created = requests.post(f"{first.base}/Observation", json=observation(), timeout=30,
+                                headers={"Content-Type": FHIR_JSON})
+        assert created.status_code == 201
+        for _ in range(4):
+            assert requests.get(f"{first.base}/Observation/{created.json()['id']}", timeout=30).status_code == 200
+        with pymongo.MongoClient(first.mongo_uri()) as client:
+            db = client[first.db_name]
+            assert spooled_audit(db) == 5 and len(list(db["AuditEvent"].find({}, {"_id": 1}))) == 0
+        engine_pid = json.loads((first.data_dir / "embedded-mongo.json").read_text())["pid"]
+    finally:
+        assert first.process is not None
+        first.process.kill()  # SIGKILL: no shutdown hook runs
+        first.process.wait(10)
+        first.process = None
+    _wait_gone(engine_pid)
+    second = ServerProcess(data_dir=first.data_dir, port=free_port(), db_name=first.db_name).start()
+    try:
+        with pymongo.MongoClient(second.mongo_uri()) as client:
+            db = client[second.db_name]
+            assert spooled_audit(db) == 5  # nothing lost in the crash
+            assert requests.get(f"{second.base}/Observation?_count=1", timeout=30).status_code == 200
+            audit_settled(db)
+            events = list(db["AuditEvent"].find({}, {"_id": 1, "text": 1}))
+            assert len(events) == 6
+            # a shipper that died between storing a batch and emptying the spool leaves a chained event spooled
+            db["audit_spool"].insert_one({"_id": events[0]["_id"], "at": 0.0, "text": events[0]["text"]})
+            assert requests.get(f"{second.base}/Observation?_count=1", timeout=30).status_code == 200
+            audit_settled(db)
+            assert len(list(db["AuditEvent"].find({}, {"_id": 1}))) == 7  # chained once, not twice
+        verify = _verify(second)
+        assert verify.returncode == 0 and "7 events in the chain" in verify.stdout, verify.stdout
+    finally:
+        second.stop()
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} still runs")

@@ -2,17 +2,29 @@
 
 Each event carries its position (extension hr-audit-sequence) and the SHA-256 of the previous event's hash
 followed by its own canonical JSON (extension hr-audit-hash). A head document advanced by compare-and-set
-orders events across worker processes; a link per position lets `fhirserver audit verify` walk the chain and
-report an event that was changed, removed or re-ordered. The chain proves tampering inside the store; an
-attacker able to rewrite every later event too is caught only by comparing with an exported head hash.
+orders events across worker processes; `fhirserver audit verify` walks the positions and reports an event that
+was changed, removed or re-ordered. The chain proves tampering inside the store; an attacker able to rewrite
+every later event too is caught only by comparing with an exported head hash.
+
+Two ways in. `append` chains at once (recognition events, which `$statistics` counts the moment after).
+`spool` is for the access record of every request: the event is durably inserted in the store, in the
+`audit_spool` collection, before the response leaves (one insert, shared by concurrent requests), and a
+shipper chains spooled events in batches moments later. One shipper at a time holds a lease, so no event is
+chained twice; a crashed process leaves its events in the spool for the next shipper, on any node. This is
+what makes the chain affordable on every request (decision 0007): chaining costs five store commands, per batch
+instead of per request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import threading
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,8 +41,12 @@ log = logging.getLogger(__name__)
 
 CHAIN = "audit_chain"
 HEAD = "head"
+LEASE = "shipper"
+SPOOL = "audit_spool"
 GENESIS = "0" * 64
 MAX_ATTEMPTS = 200
+SHIP_BATCH = 500
+LEASE_SECONDS = 30.0
 
 
 def canonical(event: dict[str, Any], hash_url: str) -> bytes:
@@ -65,24 +81,18 @@ class _Pending:
     error: BaseException | None = None
 
 
-class AuditTrail:
-    """Appends events to the chain. Concurrent requests of a worker commit together (group commit): the
-    first to take the lock writes every event waiting, in one head move and three bulk writes, while the
-    others wait for it; each request still returns only once its own event is stored."""
+class _GroupCommit:
+    """Concurrent callers of a worker commit together: the first to take the lock writes every item waiting,
+    while the others wait for it; each caller returns only once its own item is written (or raises its error)."""
 
-    def __init__(self, ctx: FhirContext, canonical_base: str) -> None:
-        self.ctx = ctx
-        self.sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
-        self.hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
-        self.chain = ctx.repository.database[CHAIN]
+    def __init__(self, write: Callable[[list[_Pending]], None]) -> None:
+        self._write = write
         self._commit = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
-        self._head: dict[str, Any] | None = None  # the head as this process last wrote it (saves a read)
 
-    def append(self, event: dict[str, Any]) -> None:
-        """Store the event at the next position of the chain; returns once it is stored."""
-        pending = _Pending(loads(dumps(event)))  # the exact JSON that will be stored (decimals as written)
+    def submit(self, event: dict[str, Any]) -> None:
+        pending = _Pending(event)
         with self._queue_lock:
             self._queue.append(pending)
         with self._commit:
@@ -101,24 +111,58 @@ class AuditTrail:
         if pending.error is not None:
             raise pending.error
 
-    def _write(self, batch: list[_Pending]) -> None:
-        for _ in range(MAX_ATTEMPTS):
-            head = self._head or self.chain.find_one({"_id": HEAD}) or {"seq": 0, "hash": GENESIS}
-            sequence, digest = int(head["seq"]), head["hash"]
-            events = []
-            for item in batch:
-                sequence += 1
-                base = [e for e in item.event.get("extension", [])
-                        if e.get("url") not in (self.sequence_url, self.hash_url)]
-                candidate = {**item.event, "extension": [*base, {"url": self.sequence_url, "valueInteger": sequence}]}
-                digest = link_hash(digest, candidate, self.hash_url)
-                candidate["extension"].append({"url": self.hash_url, "valueString": digest})
-                events.append(candidate)
-            if self._advance(head, sequence, digest):
-                self._head = {"_id": HEAD, "seq": sequence, "hash": digest}
-                store_trusted(self.ctx, events)
-                return
-            self._head = None  # another worker moved the head: read it again
+
+class AuditTrail:
+    """Appends events to the chain, at once (`append`) or through the spool (`spool`, see the module doc)."""
+
+    def __init__(self, ctx: FhirContext, canonical_base: str, ship_interval_s: float = 0.05) -> None:
+        self.ctx = ctx
+        self.sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
+        self.hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
+        self.chain = ctx.repository.database[CHAIN]
+        self.spooled = ctx.repository.database[SPOOL]
+        self.ship_interval_s = ship_interval_s
+        self._chain_lock = threading.Lock()  # one chain writer per process; the head CAS orders processes
+        self._direct = _GroupCommit(self._chain_pending)
+        self._spool = _GroupCommit(self._spool_pending)
+        self._head: dict[str, Any] | None = None  # the head as this process last wrote it (saves a read)
+        self._wake = threading.Event()
+        self._shipper_pid: int | None = None
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def append(self, event: dict[str, Any]) -> None:
+        """Chain the event now; returns once it is stored."""
+        self._direct.submit(loads(dumps(event)))  # the exact JSON that will be stored (decimals as written)
+
+    def spool(self, event: dict[str, Any]) -> None:
+        """Store the event durably in the spool; the shipper chains it moments later."""
+        self._spool.submit(event if event.get("id") else {**event, "id": str(uuid.uuid4())})
+        self._start_shipper()
+        self._wake.set()
+
+    # -- chaining --------------------------------------------------------------------------------------------
+    def _chain_pending(self, batch: list[_Pending]) -> None:
+        self._chain_events([item.event for item in batch])
+
+    def _chain_events(self, batch: list[dict[str, Any]]) -> None:
+        with self._chain_lock:
+            for _ in range(MAX_ATTEMPTS):
+                head = self._head or self.chain.find_one({"_id": HEAD}) or {"seq": 0, "hash": GENESIS}
+                sequence, digest = int(head["seq"]), head["hash"]
+                events = []
+                for event in batch:
+                    sequence += 1
+                    base = [e for e in event.get("extension", [])
+                            if e.get("url") not in (self.sequence_url, self.hash_url)]
+                    candidate = {**event, "extension": [*base, {"url": self.sequence_url, "valueInteger": sequence}]}
+                    digest = link_hash(digest, candidate, self.hash_url)
+                    candidate["extension"].append({"url": self.hash_url, "valueString": digest})
+                    events.append(candidate)
+                if self._advance(head, sequence, digest):
+                    self._head = {"_id": HEAD, "seq": sequence, "hash": digest}
+                    store_trusted(self.ctx, events)
+                    return
+                self._head = None  # another worker moved the head: read it again
         raise RuntimeError("the audit chain head is too contended")
 
     def _advance(self, head: dict[str, Any], sequence: int, digest: str) -> bool:
@@ -132,6 +176,77 @@ class AuditTrail:
         except DuplicateKeyError:
             return False
         return moved.modified_count == 1
+
+    # -- the spool -------------------------------------------------------------------------------------------
+    def _spool_pending(self, batch: list[_Pending]) -> None:
+        now = time.time()
+        self.spooled.insert_many([{"_id": item.event["id"], "at": now,
+                                   "text": dumps(item.event).decode("utf-8")} for item in batch], ordered=False)
+
+    def ship(self) -> int:
+        """One shipping round: chain up to SHIP_BATCH spooled events, oldest first, under the lease. Returns how
+        many left the spool (0 when the spool is empty or another process holds the lease)."""
+        if not self._waiting() or not self._acquire():
+            return 0
+        try:
+            waiting = list(self.spooled.find({}, sort=[("at", 1), ("_id", 1)], limit=SHIP_BATCH))
+            if not waiting:
+                return 0
+            ids = [doc["_id"] for doc in waiting]
+            # a shipper that crashed after storing and before deleting leaves events both chained and spooled
+            chained = {doc["_id"] for doc in self.ctx.repository.database["AuditEvent"].find(
+                {"_id": {"$in": ids}}, {"_id": 1})}
+            fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
+            if fresh:
+                self._chain_events(fresh)
+            self.spooled.delete_many({"_id": {"$in": ids}})
+            return len(ids)
+        finally:
+            self._release()
+
+    def _waiting(self) -> bool:
+        return self.spooled.find_one({}, {"_id": 1}) is not None
+
+    def _acquire(self) -> bool:
+        """Take the shipper lease when it is free or expired (one command: the upsert fails while it is held)."""
+        now = time.time()
+        try:
+            taken = self.chain.update_one({"_id": LEASE, "until": {"$lt": now}},
+                                          {"$set": {"until": now + LEASE_SECONDS, "holder": self._holder}},
+                                          upsert=True)
+        except DuplicateKeyError:
+            return False
+        return taken.modified_count == 1 or taken.upserted_id is not None
+
+    def _release(self) -> None:
+        self.chain.update_one({"_id": LEASE, "holder": self._holder}, {"$set": {"until": 0}})
+
+    def _start_shipper(self) -> None:
+        """One shipper thread per process, started by the first spooled event (after a fork, anew)."""
+        if self._shipper_pid == os.getpid():
+            return
+        with self._chain_lock:
+            if self._shipper_pid == os.getpid():
+                return
+            self._shipper_pid = os.getpid()
+            threading.Thread(target=self._ship_forever, name="audit-shipper", daemon=True).start()
+
+    def _ship_forever(self) -> None:
+        while True:
+            self._wake.wait(timeout=1.0)  # also picks up events a crashed process left behind
+            self._wake.clear()
+            time.sleep(self.ship_interval_s)  # let a batch gather
+            try:
+                while self.ship() == SHIP_BATCH:
+                    pass
+            except Exception:
+                log.exception("audit shipping failed; the events stay in the spool and are retried")
+                time.sleep(1.0)
+
+
+def pending(db: Database) -> int:
+    """How many events wait in the spool, not chained yet."""
+    return sum(1 for _ in db[SPOOL].find({}, {"_id": 1}))
 
 
 def verify(db: Database, canonical_base: str) -> Iterator[Problem]:
