@@ -50,6 +50,31 @@ def test_parallel_updates_without_if_match_are_all_kept_as_versions(http, base, 
     assert len(list(store["Observation_history"].find({"rid": rid}))) == k + 1
 
 
+
+def test_concurrent_transactions_on_shared_and_own_resources_all_commit(http, base, store):
+    """Transactions run side by side; those writing the same resource take turns (no 409, no lost version)."""
+    shared = [post(http, base, observation(unique())).json() for _ in range(2)]
+    k = 8
+
+    def transaction(i: int) -> int:
+        own = observation(unique())
+        entries = [{"resource": {**r, "valueQuantity": {"value": 300 + i, "unit": "g/L"}},
+                    "request": {"method": "PUT", "url": f"Observation/{r['id']}"}} for r in shared]
+        entries.append({"resource": own, "request": {"method": "POST", "url": "Observation"}})
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        return requests.post(base, json=bundle, timeout=120, headers={"Content-Type": FHIR_JSON}).status_code
+
+    with ThreadPoolExecutor(max_workers=k) as pool:
+        statuses = list(pool.map(transaction, range(k)))
+    assert statuses == [200] * k
+    for resource in shared:
+        versions = sorted(h["vid"] for h in store["Observation_history"].find({"rid": resource["id"]}))
+        assert versions == list(range(1, k + 2))
+        values = {http.get(f"{base}/Observation/{resource['id']}/_history/{v}").json()["valueQuantity"]["value"]
+                  for v in range(2, k + 2)}
+        assert values == {300 + i for i in range(k)}  # each transaction's write is its own version
+    assert list(store["_locks"].find({})) == []  # every lock given back
+
 def test_writer_stopped_between_its_two_writes_is_repaired_by_the_next_writer(http, base, store):
     """Simulate a crash after the history insert (version claimed) but before the current document moved."""
     created = post(http, base, observation(unique())).json()

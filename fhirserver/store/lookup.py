@@ -55,13 +55,16 @@ class LookupIndex:
         return self.candidates(resource_type, field, [*buckets, "long"]) if buckets else None
 
     def add(self, documents: list[dict[str, str]], session: Any = None) -> None:
-        """Insert keys, ignoring those present (idempotent)."""
+        """Insert keys, ignoring those present (idempotent: a key is its _id, and a duplicate is skipped)."""
         if not documents:
             return
-        operations = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": {"k": d["k"]}}, upsert=True) for d in documents]
         try:
-            self._db[LOOKUP].bulk_write(operations, ordered=False, session=session)
-        except BulkWriteError as exc:  # concurrent writers inserting the same key: already there, fine
+            if session is None:
+                self._db[LOOKUP].insert_many(documents, ordered=False)
+            else:  # inside a MongoDB transaction a duplicate key would abort it: upsert instead
+                self._db[LOOKUP].bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": {"k": d["k"]}}, upsert=True)
+                                             for d in documents], ordered=False, session=session)
+        except BulkWriteError as exc:  # keys of an earlier version, or of a concurrent writer: already there, fine
             if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                 raise
 

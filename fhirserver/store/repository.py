@@ -343,26 +343,35 @@ class ResourceRepository:
 
     # -- serialising conditional writes --------------------------------------------------------
     @contextmanager
-    def exclusive(self, key: str, wait_s: float = 10.0, lease_s: float = 30.0) -> Iterator[None]:
-        """Hold a named lock across processes (a unique document in `_locks`), like HAPI's
-        search-URL table: two conditional creates with the same criteria never both create."""
+    def exclusive(self, *keys: str, wait_s: float = 10.0, lease_s: float = 30.0) -> Iterator[None]:
+        """Hold named locks across processes (unique documents in `_locks`), like HAPI's search-URL table:
+        two conditional creates with the same criteria never both create, and two transactions never write
+        the same resource at once. All keys are taken together or none (one insert; on a conflict the ones
+        taken are given back before waiting), so holders of several keys cannot deadlock."""
+        wanted = sorted(set(keys))
         owner = uuid.uuid4().hex
         locks = self._db[LOCKS]
         deadline = time.monotonic() + wait_s
         delay = 0.005
-        while True:
+        while wanted:
             now = time.time()
             try:
-                locks.insert_one({"_id": key, "owner": owner, "expires": now + lease_s})
+                locks.insert_many([{"_id": key, "owner": owner, "expires": now + lease_s} for key in wanted],
+                                  ordered=False)
                 break
-            except DuplicateKeyError:
-                # A holder that died leaves an expired lease: take it over.
-                locks.delete_one({"_id": key, "expires": {"$lt": now}})
+            except (BulkWriteError, DuplicateKeyError) as exc:
+                details = getattr(exc, "details", None) or {}
+                if any(e.get("code") != 11000 for e in details.get("writeErrors", [])):
+                    raise
+                locks.delete_many({"_id": {"$in": wanted}, "owner": owner})  # give back what was taken
+                # A holder that died leaves expired leases: take them over.
+                locks.delete_many({"_id": {"$in": wanted}, "expires": {"$lt": now}})
                 if time.monotonic() > deadline:
-                    raise LockTimeout(key) from None
+                    raise LockTimeout(", ".join(wanted)[:200]) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
         try:
             yield
         finally:
-            locks.delete_one({"_id": key, "owner": owner})
+            if wanted:
+                locks.delete_many({"_id": {"$in": wanted}, "owner": owner})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -31,6 +30,8 @@ from .context import FhirContext, RequestInfo, Result
 from .search import matching_filter, visible_filter
 from .writing import PreparedResource, after_write, deletion
 
+# A journal older than this belongs to a crashed process (a 10,000-entry transaction commits in well under it).
+RECOVER_AFTER_S = 600
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
 
@@ -184,13 +185,14 @@ def _get(ctx: FhirContext, entry: Entry, info: RequestInfo) -> Result:
 def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, prefer_return: str) -> Result:
     tx = str(uuid.uuid4())
     try:
-        with ctx.repository.exclusive("transaction", wait_s=60), ExitStack() as criteria_locks:
-            ctx.repository.recover(older_than_s=120)  # a crashed worker's half-written transaction
-            writes = sorted((e for e in entries if e.method != "GET"), key=lambda e: (ORDER[e.method], e.index))
-            # The same locks as single conditional requests take, in a fixed order (single requests hold
-            # one lock at most, so no deadlock): a concurrent POST If-None-Exist cannot create a twin.
-            for key in sorted({_criteria_lock(e) for e in writes} - {None}):
-                criteria_locks.enter_context(ctx.repository.exclusive(key))
+        ctx.repository.recover(older_than_s=RECOVER_AFTER_S)  # a crashed worker's half-written transaction
+        writes = sorted((e for e in entries if e.method != "GET"), key=lambda e: (ORDER[e.method], e.index))
+        # The same criteria locks as single conditional requests take (a concurrent POST If-None-Exist cannot
+        # create a twin), and one per resource named by id, so two transactions never write the same resource
+        # at once while transactions on different resources run side by side. All taken together.
+        keys = {_criteria_lock(e) for e in writes} | {f"write:{e.resource_type}/{e.resource_id}"
+                                                       for e in writes if e.resource_id}
+        with ctx.repository.exclusive(*(k for k in keys if k), wait_s=60):
             references = _resolve_targets(ctx, writes)
             versions = _prepare(ctx, writes, references, tx)
             try:
