@@ -105,7 +105,7 @@ def main() -> None:
     session = thread_sessions()
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = new_server(Path(tmp) / "node", FHIRSERVER_RATE_LIMIT="0")  # measure speed, not throttling.start()
+        server = new_server(Path(tmp) / "node", FHIRSERVER_RATE_LIMIT="0").start()  # measure speed, not throttling
         bare_port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "8",
                                  "-b", f"127.0.0.1:{bare_port}", "bench.bare_app:app"], cwd=ROOT,

@@ -13,7 +13,9 @@ CST = timezone(timedelta(hours=8))
 LABS = [("718-7", "g/L", 110, 170), ("777-3", "10*9/L", 100, 400), ("2823-3", "mmol/L", 3.0, 5.8),
         ("4548-4", "%", 4.0, 9.0), ("2345-7", "mmol/L", 3.5, 9.0)]
 IMAGING = ["DX-CHEST", "CT-HEAD", "CT-CHEST", "US-ABDOMEN", "MR-BRAIN", "DX-KNEE"]
-SCALES = {"small": (20, 500, 5_000), "medium": (100, 5_000, 50_000), "large": (300, 50_000, 1_000_000)}
+# (hospitals, patients, results). "tiny" is the CI smoke run; "medium" is the 100,000 stored results.
+SCALES = {"tiny": (5, 50, 300), "small": (20, 500, 5_000), "medium": (100, 10_000, 100_000),
+          "large": (300, 50_000, 1_000_000)}
 
 
 def hospitals(rng: random.Random, n: int) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .api import cdshooks, dicomweb, guard, metrics, operations, rest
@@ -15,6 +15,7 @@ from .api.responses import render_error, render_unexpected
 from .config import Settings
 from .federation.breaker import CircuitBreaker
 from .federation.client import FederationClient
+from .federation.peers import PEER_TYPES
 from .federation.service import FederationService
 from .fhir.errors import FhirError
 from .fhir.interactions.context import FhirContext
@@ -32,7 +33,7 @@ from .imaging.service import ImagingService
 from .imaging.studies import StudyBuilder
 from .recognition.catalog import RecognitionCatalog
 from .recognition.service import RecognitionService
-from .recognition.standing import Standing, read_standing
+from .recognition.standing import STANDING_TYPES, Standing
 from .security.access import PolicyAccess
 from .security.audit import AuditTrail
 from .security.consent import ConsentEvaluator
@@ -40,6 +41,7 @@ from .store.blobs import DicomStore
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.lookup import LookupIndex
+from .store.registry_cache import RegistryCache
 from .store.repository import ResourceRepository
 from .terminology.artifacts import load_folder
 from .terminology.enrich import ItemCoder
@@ -64,7 +66,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     ctx = FhirContext(
         settings=settings,
         repository=ResourceRepository(connection.db, settings.store_timeout_ms, connection.replica_set,
-                                      _lookup(settings, connection.db)),
+                                      _lookup(settings, connection.db), STANDING_TYPES | PEER_TYPES),
         validator=validator, registry=registry, indexer=ResourceIndexer(registry, zone, settings.base_url),
         parser=QueryParser(registry), planner=Planner(zone, settings.base_url),
         elements=ElementFilter(settings.profiles_dir), compartments=Compartments(settings.profiles_dir),
@@ -73,19 +75,21 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
                                   binding_check(terminology)),
         item_coder=ItemCoder(terminology, settings.canonical_base))
     catalog = RecognitionCatalog(terminology, settings.canonical_base)
-    recognition = RecognitionService(catalog, settings.reorder_rule)
+    registry_cache = RegistryCache(ctx.repository)
+    recognition = RecognitionService(catalog, settings.reorder_rule, registry_cache)
     access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
-                          lambda org: (read_standing(ctx, catalog, org) or Standing(org)).region)
+                          lambda org: (recognition.standing(ctx, org) or Standing(org)).region)
     trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
     ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
-                  after_write=(recognition.record_override,), access=access, record_event=trail.append)
+                  after_write=(recognition.record_override,), access=access, record_event=trail.spool,
+                  settle_events=trail.settle)
     access.bind(ctx)
     label = f"{settings.node_id} ({settings.region})" if settings.region else settings.node_id
     recognition.federation = FederationService(
         FederationClient(settings.peer_timeout_s, ctx.validator.validate,
                          CircuitBreaker(cooldown_s=settings.peer_cooldown_s)), catalog, settings.identity_systems,
-        label, zone)
+        label, zone, registry_cache)
     return ctx, recognition, trail
 
 
@@ -131,8 +135,24 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     metrics.install(app, guard.classify)
     guard.install(app, settings, trail.spool)
     _register_health(app, ctx)
+    _register_registry_snapshot(app, ctx)
     _register_error_handlers(app, settings)
     return app
+
+
+def _register_registry_snapshot(app: Flask, ctx: FhirContext) -> None:
+    """Each request reads the registry generation once (store/registry_cache.py), however many standings it uses."""
+
+    @app.before_request
+    def begin() -> None:
+        g.registry_snapshot = ctx.repository.registry_snapshot()
+        g.registry_snapshot.__enter__()
+
+    @app.teardown_request
+    def end(_error: BaseException | None) -> None:
+        snapshot = g.pop("registry_snapshot", None)
+        if snapshot is not None:
+            snapshot.__exit__(None, None, None)
 
 
 def _register_health(app: Flask, ctx: FhirContext) -> None:

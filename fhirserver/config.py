@@ -75,7 +75,7 @@ class Settings:
     auth_hs256_secret: str | None = None  # development only
     auth_leeway_s: int = 60
     rate_limit: int = 3000                # requests per client per minute and worker process; 0 = off
-    audit_ship_ms: int = 50               # how long spooled access events gather before they are chained
+    audit_ship_ms: int = 200              # how long spooled access events gather before they are chained
     cors_origins: tuple[str, ...] = ()
     node_id: str = "local"
     region: str | None = None             # GB/T 2260 code of this node's province, e.g. 510000

@@ -4,10 +4,12 @@ $duplicate-check, the re-order rule, the HR mark, CDS Hooks and $statistics."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import FHIR_JSON, unique
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -489,3 +491,31 @@ def test_statistics_match_the_scenario(http, base, net):
     labs = http.get(f"{base}/$statistics", params={"organization": net["ids"]["children"], "category": "LAB"}).json()
     assert all(g["measureScore"]["value"] == 0 for g in labs["group"])
     assert http.get(f"{base}/$statistics", params={"category": "XRAY"}).status_code == 400
+
+
+def test_a_withdrawn_accreditation_counts_at_once_in_every_worker(http, base, net):
+    """Standings are cached per worker while the registry is unchanged: a change is seen by the next decision."""
+    t, ids = net["t"], net["ids"]
+    hospital = f"{t}-wanzhou"
+    qc = affiliation(f"{t}-q-wanzhou", ids["network"], hospital, "qc-accredited", "2020-01-01")
+    result = report(f"{t}-wz", ids["child"], hospital, "DX-KNEE", day(3))
+    for resource in (organization(hospital, "万州区人民医院", "3A", "500101"),
+                     affiliation(f"{t}-m-wanzhou", ids["network"], hospital, "network-member", "2020-01-01"), qc,
+                     result):
+        stored = http.put(f"{base}/{resource['resourceType']}/{resource['id']}", json=resource,
+                          headers={"Content-Type": FHIR_JSON})
+        assert stored.status_code in (200, 201), stored.text
+
+    def decisions() -> list[list[str]]:  # fresh connections, so both workers answer (and cache)
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda _: recognize(requests.Session(), base, result, ids["children"])["reason"],
+                                 range(16)))
+
+    assert decisions() == [[]] * 16
+    withdrawn = http.put(f"{base}/OrganizationAffiliation/{qc['id']}", json={**qc, "active": False},
+                         headers={"Content-Type": FHIR_JSON})
+    assert withdrawn.status_code == 200
+    assert decisions() == [["performer-not-qc"]] * 16
+    assert http.put(f"{base}/OrganizationAffiliation/{qc['id']}", json=qc,
+                    headers={"Content-Type": FHIR_JSON}).status_code == 200
+    assert decisions() == [[]] * 16

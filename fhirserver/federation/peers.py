@@ -30,6 +30,9 @@ class Peer:
         return f"{self.name} ({self.region})" if self.region else self.name
 
 
+PEER_TYPES = frozenset({"Endpoint"})  # what the peer list is read from (cached by registry generation)
+
+
 def active_peers(ctx: FhirContext) -> list[Peer]:
     peers = []
     for version in find(ctx, "Endpoint", [("status", "active"), ("connection-type", REST)], MAX_PEERS):

@@ -23,6 +23,7 @@ from ..recognition.catalog import RecognitionCatalog
 from ..recognition.facts import RESULT_TYPES, result_facts
 from ..recognition.standing import Standing, standing_from
 from ..security.principal import current
+from ..store.registry_cache import RegistryCache
 from .client import FederationClient, PeerAnswer
 from .peers import Peer, active_peers
 
@@ -40,8 +41,9 @@ class RemoteResult:
 
 class FederationService:
     def __init__(self, client: FederationClient, catalog: RecognitionCatalog, identity_systems: tuple[str, ...],
-                 node_label: str, zone: Any) -> None:
+                 node_label: str, zone: Any, registry: RegistryCache | None = None) -> None:
         self.client = client
+        self.registry = registry
         self.zone = zone
         self.catalog = catalog
         self.identity_systems = identity_systems
@@ -64,10 +66,16 @@ class FederationService:
                     return f"{system}|{identifier['value']}"
         return None
 
+    def peers(self, ctx: FhirContext) -> list[Peer]:
+        """The active peers as registered now (through the registry cache, which is never stale)."""
+        if self.registry is None:
+            return active_peers(ctx)
+        return self.registry.get("peers", lambda: active_peers(ctx))
+
     # -- results of an item, for $duplicate-check and CDS Hooks ---------------------------------------------
     def remote_results(self, ctx: FhirContext, patient: str, item: str) -> tuple[list[RemoteResult], list[str]]:
         """The patient's results of the item on every active peer (none without peers or a cross-node id)."""
-        peers = active_peers(ctx)
+        peers = self.peers(ctx)
         identity = self.identity(ctx, patient) if peers else None
         if not identity:
             return [], []
@@ -119,7 +127,7 @@ class FederationService:
         remote_pairs = [(k, v) for k, v in pairs if k.split(":")[0].split(".")[0] not in PATIENT_PARAMS
                         and k not in ("_include", "_revinclude", "_total", "_summary", "_elements")]
         remote_pairs.append(("patient.identifier", identity))
-        peers = active_peers(ctx)
+        peers = self.peers(ctx)
         answers = self.client.search_all(peers, [(resource_type, remote_pairs)], _correlation()) if peers else []
         bundle = new_bundle("searchset", page_url(base_url, resource_type, [*pairs, ("_federated", "true")]))
         entries, seen = [], set()

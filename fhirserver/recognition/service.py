@@ -19,6 +19,7 @@ from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
 from ..security.principal import acting_as_server
+from ..store.registry_cache import RegistryCache
 from ..store.repository import StoredVersion
 from .catalog import RecognitionCatalog, province
 from .facts import RESULT_TYPES, ResultFacts, result_facts
@@ -40,8 +41,10 @@ class Prior:
 
 
 class RecognitionService:
-    def __init__(self, catalog: RecognitionCatalog, reorder_mode: str = "enforce") -> None:
+    def __init__(self, catalog: RecognitionCatalog, reorder_mode: str = "enforce",
+                 registry: RegistryCache | None = None) -> None:
         self.catalog = catalog
+        self.registry = registry  # standings cached while the registry is unchanged (never stale)
         self.reorder_mode = reorder_mode
         c = catalog.canonical
         self.event_system = f"{c}/CodeSystem/hr-event"
@@ -53,7 +56,12 @@ class RecognitionService:
 
     # -- facts -------------------------------------------------------------------------------------------
     def standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
-        return read_standing(ctx, self.catalog, reference) if reference else None
+        """The institution's standing as stored now (through the registry cache, which is never stale)."""
+        if not reference:
+            return None
+        if self.registry is None:
+            return read_standing(ctx, self.catalog, reference)
+        return self.registry.get(("standing", reference), lambda: read_standing(ctx, self.catalog, reference))
 
     def cached_standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
         """Standing for the mark at ingestion, cached for MARK_STANDING_TTL seconds: a batch of results from

@@ -14,6 +14,9 @@ from ..fhir.json_format import loads
 from ..fhir.search.values import date_range
 from .catalog import RecognitionCatalog
 
+# What a standing is read from: a change to any of these invalidates cached standings (store/registry_cache.py).
+STANDING_TYPES = frozenset({"Organization", "OrganizationAffiliation", "PractitionerRole"})
+
 
 @dataclass(frozen=True)
 class Affiliation:

@@ -23,6 +23,8 @@ GROUPS = (("view", "跨机构调阅次数 Cross-institution views"),
 def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None, end: str | None,
                region: str | None, organization: str | None, category: str | None) -> dict[str, Any]:
     event_system = f"{catalog.canonical}/CodeSystem/hr-event"
+    if ctx.settle_events is not None:
+        ctx.settle_events()  # count every event recorded before this request, spooled ones included
     criteria: list[Criterion] = []
     try:
         if start:

@@ -6,17 +6,19 @@ orders events across worker processes; `fhirserver audit verify` walks the posit
 was changed, removed or re-ordered. The chain proves tampering inside the store; an attacker able to rewrite
 every later event too is caught only by comparing with an exported head hash.
 
-Two ways in. `append` chains at once (recognition events, which `$statistics` counts the moment after).
-`spool` is for the access record of every request: the event is durably inserted in the store, in the
-`audit_spool` collection, before the response leaves (one insert, shared by concurrent requests), and a
-shipper chains spooled events in batches moments later. One shipper at a time holds a lease, so no event is
-chained twice; a crashed process leaves its events in the spool for the next shipper, on any node. This is
-what makes the chain affordable on every request (decision 0007): chaining costs five store commands, per batch
-instead of per request.
+Two ways in. `append` chains at once. `spool` is for the access record of every request and for recognition
+events: the event is durably inserted in the store, in the `audit_spool` collection, before the response
+leaves (one insert, shared by concurrent requests), and a shipper chains spooled events in batches moments
+later; `settle` waits for that (`$statistics` settles before it counts). One shipper at a time holds a
+lease, so no event is chained twice; a crashed process leaves its events in the spool for the next shipper,
+on any node. This is what makes the chain affordable on every request (decision 0007): chaining costs five
+store commands per batch instead of per request.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -46,7 +48,8 @@ SPOOL = "audit_spool"
 GENESIS = "0" * 64
 MAX_ATTEMPTS = 200
 SHIP_BATCH = 500
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 10.0
+IDLE_LOOK_S = 1.0
 
 
 def canonical(event: dict[str, Any], hash_url: str) -> bytes:
@@ -115,7 +118,7 @@ class _GroupCommit:
 class AuditTrail:
     """Appends events to the chain, at once (`append`) or through the spool (`spool`, see the module doc)."""
 
-    def __init__(self, ctx: FhirContext, canonical_base: str, ship_interval_s: float = 0.05) -> None:
+    def __init__(self, ctx: FhirContext, canonical_base: str, ship_interval_s: float = 0.2) -> None:
         self.ctx = ctx
         self.sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
         self.hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
@@ -183,43 +186,59 @@ class AuditTrail:
         self.spooled.insert_many([{"_id": item.event["id"], "at": now,
                                    "text": dumps(item.event).decode("utf-8")} for item in batch], ordered=False)
 
-    def ship(self) -> int:
+    def ship(self, known_waiting: bool = False) -> int:
         """One shipping round: chain up to SHIP_BATCH spooled events, oldest first, under the lease. Returns how
         many left the spool (0 when the spool is empty or another process holds the lease)."""
-        if not self._waiting() or not self._acquire():
+        if not known_waiting and not self._waiting():
             return 0
-        try:
-            waiting = list(self.spooled.find({}, sort=[("at", 1), ("_id", 1)], limit=SHIP_BATCH))
-            if not waiting:
-                return 0
-            ids = [doc["_id"] for doc in waiting]
-            # a shipper that crashed after storing and before deleting leaves events both chained and spooled
+        if not self._acquire():
+            return -1
+        waiting = list(self.spooled.find({}, sort=[("at", 1), ("_id", 1)], limit=SHIP_BATCH))
+        if not waiting:
+            return 0
+        ids = [doc["_id"] for doc in waiting]
+        chained: set[str] = set()
+        if waiting[0]["at"] < time.time() - LEASE_SECONDS:
+            # old enough to be a batch that a crashed holder stored before it could empty the spool
             chained = {doc["_id"] for doc in self.ctx.repository.database["AuditEvent"].find(
                 {"_id": {"$in": ids}}, {"_id": 1})}
-            fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
-            if fresh:
-                self._chain_events(fresh)
-            self.spooled.delete_many({"_id": {"$in": ids}})
-            return len(ids)
-        finally:
-            self._release()
+        fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
+        if fresh:
+            self._chain_events(fresh)
+        self.spooled.delete_many({"_id": {"$in": ids}})
+        return len(ids)
+
+    def settle(self, timeout_s: float = 5.0) -> None:
+        """Return once every event spooled before the call is chained (and searchable): ship them here, or wait
+        for the process holding the lease to. After the timeout, return anyway (a report is then a little behind)."""
+        cutoff = time.time()
+        deadline = time.monotonic() + timeout_s
+        while self.spooled.find_one({"at": {"$lte": cutoff}}, {"_id": 1}) is not None:
+            if time.monotonic() > deadline:
+                log.warning("audit events spooled before %s are not chained yet", cutoff)
+                return
+            if self.ship(known_waiting=True) <= 0:
+                time.sleep(0.05)
 
     def _waiting(self) -> bool:
         return self.spooled.find_one({}, {"_id": 1}) is not None
 
     def _acquire(self) -> bool:
-        """Take the shipper lease when it is free or expired (one command: the upsert fails while it is held)."""
+        """Take the shipper lease when it is free, expired or already ours (then it is renewed); one command:
+        the upsert fails with a duplicate key while another process holds it."""
         now = time.time()
         try:
-            taken = self.chain.update_one({"_id": LEASE, "until": {"$lt": now}},
-                                          {"$set": {"until": now + LEASE_SECONDS, "holder": self._holder}},
-                                          upsert=True)
+            taken = self.chain.update_one(
+                {"_id": LEASE, "$or": [{"until": {"$lt": now}}, {"holder": self._holder}]},
+                {"$set": {"until": now + LEASE_SECONDS, "holder": self._holder}}, upsert=True)
         except DuplicateKeyError:
             return False
-        return taken.modified_count == 1 or taken.upserted_id is not None
+        return taken.matched_count == 1 or taken.upserted_id is not None
 
-    def _release(self) -> None:
-        self.chain.update_one({"_id": LEASE, "holder": self._holder}, {"$set": {"until": 0}})
+    def release(self) -> None:
+        """Give the lease back (at exit), so another process ships without waiting for it to expire."""
+        with contextlib.suppress(Exception):
+            self.chain.update_one({"_id": LEASE, "holder": self._holder}, {"$set": {"until": 0}})
 
     def _start_shipper(self) -> None:
         """One shipper thread per process, started by the first spooled event (after a fork, anew)."""
@@ -230,15 +249,21 @@ class AuditTrail:
                 return
             self._shipper_pid = os.getpid()
             threading.Thread(target=self._ship_forever, name="audit-shipper", daemon=True).start()
+            atexit.register(self.release)
 
     def _ship_forever(self) -> None:
+        """The lease holder ships every interval while events come; the others look once a second (the holder
+        ships their events too, since the spool is shared) and take over when the holder's lease lapses."""
         while True:
-            self._wake.wait(timeout=1.0)  # also picks up events a crashed process left behind
+            woken = self._wake.wait(timeout=IDLE_LOOK_S)  # a timeout also picks up what a crashed process left
             self._wake.clear()
             time.sleep(self.ship_interval_s)  # let a batch gather
             try:
-                while self.ship() == SHIP_BATCH:
-                    pass
+                shipped = self.ship(known_waiting=woken)
+                while shipped == SHIP_BATCH:
+                    shipped = self.ship(known_waiting=True)
+                if shipped < 0:
+                    time.sleep(IDLE_LOOK_S)  # another process ships
             except Exception:
                 log.exception("audit shipping failed; the events stay in the spool and are retried")
                 time.sleep(1.0)

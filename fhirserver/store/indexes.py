@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 LOCKS = "_locks"
 JOURNAL = "_journal"
+GENERATIONS = "_generations"  # change counters (store/registry_cache.py)
 CDS_CARDS = "_cds_cards"
 
 
@@ -37,7 +38,8 @@ def history_collection(resource_type: str) -> str:
 
 def collection_indexes(resource_types: tuple[str, ...],
                        indexed_parameters: dict[str, list[str]]) -> dict[str, list[IndexSpec]]:
-    out: dict[str, list[IndexSpec]] = {LOCKS: [], JOURNAL: [], CDS_CARDS: [], "_lookup": [], "_lookup_meta": []}
+    out: dict[str, list[IndexSpec]] = {LOCKS: [], JOURNAL: [], CDS_CARDS: [], GENERATIONS: [], "_lookup": [],
+                                       "_lookup_meta": []}
     for rtype in resource_types:
         out[rtype] = [IndexSpec(f"sp_{field_name(code)}", ((index_field(code), 1),))
                       for code in indexed_parameters.get(rtype, [])]

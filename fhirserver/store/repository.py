@@ -14,6 +14,7 @@ See docs/decisions/0001-versioned-storage.md.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,18 +27,19 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
 from .errors import StoreUnavailable
-from .indexes import JOURNAL, LOCKS, history_collection
+from .indexes import GENERATIONS, JOURNAL, LOCKS, history_collection
 from .lookup import LookupIndex
 from .matcher import candidate_ids, matches
 from .timestamps import instant_to_ms, ms_to_instant
 
 _OUTAGES = (ConnectionFailure, ExecutionTimeout)
+REGISTRY = "registry"
 
 
 def _translating_outages(cls: type) -> type:
     """Wrap public methods so an unreachable or slow database surfaces as StoreUnavailable."""
     for name, method in list(vars(cls).items()):
-        if name.startswith("_") or not callable(method) or name == "exclusive":
+        if name.startswith("_") or not callable(method) or name in ("exclusive", "registry_snapshot"):
             continue
 
         def wrapper(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
@@ -112,11 +114,40 @@ class ResourceRepository:
     """Versioned storage of FHIR resources over one MongoDB database."""
 
     def __init__(self, db: Database, max_time_ms: int = 10_000, replica_set: bool = False,
-                 lookup: LookupIndex | None = None) -> None:
+                 lookup: LookupIndex | None = None, registry_types: frozenset[str] = frozenset()) -> None:
         self._db = db
         self._max_time_ms = max_time_ms
         self.replica_set = replica_set
         self.lookup = lookup  # the embedded engine's lookup index (store/lookup.py), or None
+        self.registry_types = registry_types  # changes to these are counted (store/registry_cache.py)
+        self._snapshot = threading.local()
+
+    # -- the registry generation -------------------------------------------------------------
+    def registry_generation(self) -> int:
+        """How many writes the registry types have seen (any process); moves after each change is visible.
+        Inside `registry_snapshot()` it is read once, at first need, and kept until this thread writes one."""
+        kept = getattr(self._snapshot, "generation", None)
+        if kept is not None:
+            return int(kept)
+        doc = self._db[GENERATIONS].find_one({"_id": REGISTRY}, max_time_ms=self._max_time_ms)
+        generation = int(doc["n"]) if doc else 0
+        if getattr(self._snapshot, "active", False):
+            self._snapshot.generation = generation
+        return generation
+
+    @contextmanager
+    def registry_snapshot(self) -> Iterator[None]:
+        """One registry generation for a whole request (one read instead of one per cached value)."""
+        self._snapshot.active, self._snapshot.generation = True, None
+        try:
+            yield
+        finally:
+            self._snapshot.active, self._snapshot.generation = False, None
+
+    def _changed(self, resource_types: set[str]) -> None:
+        if resource_types & self.registry_types:
+            self._db[GENERATIONS].update_one({"_id": REGISTRY}, {"$inc": {"n": 1}}, upsert=True)
+            self._snapshot.generation = None  # this request sees its own change
 
     def ping(self) -> None:
         """Raise StoreUnavailable when the database does not answer (readiness)."""
@@ -234,12 +265,14 @@ class ResourceRepository:
         if self.lookup is not None:  # keys before the version becomes current: candidates never miss it
             self.lookup.add(LookupIndex.keys(version.resource_type, version.id, version.sp))
         self._advance_current(version.resource_type, version.current_doc())
+        self._changed({version.resource_type})
 
     def write_new(self, versions: list[StoredVersion]) -> None:
         """Insert first versions of new, independent resources in bulk (server-made records such as audit
         events): three commands for the whole batch, no journal, since no entry depends on another."""
         if versions:
             self._write_each(versions, None)
+            self._changed({v.resource_type for v in versions})
 
     def write_all(self, versions: list[StoredVersion], tx: str) -> None:
         """All versions or none: VersionConflict (or an outage) leaves nothing of them behind.
@@ -254,6 +287,7 @@ class ResourceRepository:
                     session.with_transaction(lambda s: self._write_each(versions, s))
                 except DuplicateKeyError:
                     raise VersionConflict("a transaction entry lost a concurrent write") from None
+            self._changed({v.resource_type for v in versions})
             return
         journal = self._db[JOURNAL]
         journal.insert_one({"_id": tx, "started": time.time(),
@@ -263,6 +297,8 @@ class ResourceRepository:
         except BaseException:
             self.undo(tx)
             raise
+        finally:
+            self._changed({v.resource_type for v in versions})
         journal.delete_one({"_id": tx})
 
     def _write_each(self, versions: list[StoredVersion], session: Any) -> None:
@@ -316,6 +352,7 @@ class ResourceRepository:
                 doc = {k: v for k, v in previous.items() if k not in ("rid", "tx")}
                 doc["_id"] = resource_id
                 self._db[resource_type].replace_one({"_id": resource_id, "vid": vid}, doc)
+        self._changed({resource_type for resource_type, _, _ in entry["writes"]})
         self._db[JOURNAL].delete_one({"_id": tx})
 
     def recover(self, older_than_s: float = 0.0) -> int:
@@ -340,6 +377,7 @@ class ResourceRepository:
             if self.lookup is not None:
                 self.lookup.add(LookupIndex.keys(resource_type, resource_id, doc.get("sp") or {}))
             self._advance_current(resource_type, doc)
+            self._changed({resource_type})
 
     # -- serialising conditional writes --------------------------------------------------------
     @contextmanager

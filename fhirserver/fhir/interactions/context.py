@@ -76,6 +76,7 @@ class FhirContext:
     access: Access = field(default_factory=OpenAccess)
     # Where server-made AuditEvents go (the hash-chained trail, security/audit.py); None: stored plainly.
     record_event: Callable[[dict[str, Any]], Any] | None = None
+    settle_events: Callable[[], None] | None = None  # returns once the events recorded so far are searchable
 
 
 @dataclass(frozen=True)
