@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="<FHIR base URL>=<name>=<region>, e.g. http://sichuan:8080/fhir=sichuan=510000")
     peering.add_argument("--demo", default=None, help="also load the demo network into this FHIR base URL")
     bench = sub.add_parser("bench", help="run the benchmarks of bench/ (same as make bench)")
-    bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    bench.add_argument("--scale", choices=("tiny", "small", "medium", "large"), default="small")
     bench.add_argument("--clients", type=int, default=4)
     bench.add_argument("--federation", action="store_true", help="federated $duplicate-check vs local-only")
     args = parser.parse_args(argv)
