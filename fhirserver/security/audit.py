@@ -126,12 +126,18 @@ class AuditTrail:
         self.spooled = ctx.repository.database[SPOOL]
         self.ship_interval_s = ship_interval_s
         self._chain_lock = threading.Lock()  # one chain writer per process; the head CAS orders processes
+        self._ship_lock = threading.Lock()
         self._direct = _GroupCommit(self._chain_pending)
         self._spool = _GroupCommit(self._spool_pending)
         self._head: dict[str, Any] | None = None  # the head as this process last wrote it (saves a read)
         self._wake = threading.Event()
         self._shipper_pid: int | None = None
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._token = uuid.uuid4().hex[:8]
+
+    @property
+    def _holder(self) -> str:
+        """This process's name on the lease (per pid: a forked copy of this object is another holder)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{self._token}"
 
     def append(self, event: dict[str, Any]) -> None:
         """Chain the event now; returns once it is stored."""
@@ -188,25 +194,26 @@ class AuditTrail:
 
     def ship(self, known_waiting: bool = False) -> int:
         """One shipping round: chain up to SHIP_BATCH spooled events, oldest first, under the lease. Returns how
-        many left the spool (0 when the spool is empty or another process holds the lease)."""
+        many left the spool (0 when the spool is empty, -1 when another process holds the lease)."""
         if not known_waiting and not self._waiting():
             return 0
-        if not self._acquire():
-            return -1
-        waiting = list(self.spooled.find({}, sort=[("at", 1), ("_id", 1)], limit=SHIP_BATCH))
-        if not waiting:
-            return 0
-        ids = [doc["_id"] for doc in waiting]
-        chained: set[str] = set()
-        if waiting[0]["at"] < time.time() - LEASE_SECONDS:
-            # old enough to be a batch that a crashed holder stored before it could empty the spool
-            chained = {doc["_id"] for doc in self.ctx.repository.database["AuditEvent"].find(
-                {"_id": {"$in": ids}}, {"_id": 1})}
-        fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
-        if fresh:
-            self._chain_events(fresh)
-        self.spooled.delete_many({"_id": {"$in": ids}})
-        return len(ids)
+        with self._ship_lock:  # the shipper thread and a settling request share this process's lease
+            if not self._acquire():
+                return -1
+            waiting = list(self.spooled.find({}, sort=[("at", 1), ("_id", 1)], limit=SHIP_BATCH))
+            if not waiting:
+                return 0
+            ids = [doc["_id"] for doc in waiting]
+            chained: set[str] = set()
+            if waiting[0]["at"] < time.time() - LEASE_SECONDS:
+                # old enough to be a batch that a crashed holder stored before it could empty the spool
+                chained = {doc["_id"] for doc in self.ctx.repository.database["AuditEvent"].find(
+                    {"_id": {"$in": ids}}, {"_id": 1})}
+            fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
+            if fresh:
+                self._chain_events(fresh)
+            self.spooled.delete_many({"_id": {"$in": ids}})
+            return len(ids)
 
     def settle(self, timeout_s: float = 5.0) -> None:
         """Return once every event spooled before the call is chained (and searchable): ship them here, or wait
