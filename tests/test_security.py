@@ -556,3 +556,28 @@ def _wait_gone(pid: int, timeout: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"process {pid} still runs")
+
+
+def test_only_the_lease_holder_chains_and_a_lapsed_lease_is_taken_over(tmp_path: Path) -> None:
+    """The head document carries the shipper lease: while another process holds it, this server's events wait
+    in the spool (stored, not chained); when that lease lapses, this server takes it over and chains them."""
+    server = new_server(tmp_path / "node").start()
+    try:
+        assert requests.get(f"{server.base}/Observation?_count=1", timeout=30).status_code == 200
+        with pymongo.MongoClient(server.mongo_uri()) as client:
+            db = client[server.db_name]
+            audit_settled(db)
+            before = len(list(db["AuditEvent"].find({}, {"_id": 1})))
+            db["audit_chain"].update_one({"_id": "head"}, {"$set": {"holder": "another-node:1:x",
+                                                                     "until": time.time() + 4}})
+            for _ in range(3):
+                assert requests.get(f"{server.base}/Observation?_count=1", timeout=30).status_code == 200
+            time.sleep(2)
+            assert spooled_audit(db) == 3  # stored, waiting for the holder
+            assert len(list(db["AuditEvent"].find({}, {"_id": 1}))) == before
+            audit_settled(db, timeout=20)  # the lease lapses after 4 s; this server takes over
+            assert len(list(db["AuditEvent"].find({}, {"_id": 1}))) == before + 3
+        verify = _verify(server)
+        assert verify.returncode == 0 and f"{before + 3} events in the chain" in verify.stdout, verify.stdout
+    finally:
+        server.stop()

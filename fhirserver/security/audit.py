@@ -2,17 +2,18 @@
 
 Each event carries its position (extension hr-audit-sequence) and the SHA-256 of the previous event's hash
 followed by its own canonical JSON (extension hr-audit-hash). A head document advanced by compare-and-set
-orders events across worker processes; `fhirserver audit verify` walks the positions and reports an event that
+orders events across processes and nodes; `fhirserver audit verify` walks the positions and reports an event that
 was changed, removed or re-ordered. The chain proves tampering inside the store; an attacker able to rewrite
 every later event too is caught only by comparing with an exported head hash.
 
-Two ways in. `append` chains at once. `spool` is for the access record of every request and for recognition
-events: the event is durably inserted in the store, in the `audit_spool` collection, before the response
-leaves (one insert, shared by concurrent requests), and a shipper chains spooled events in batches moments
-later; `settle` waits for that (`$statistics` settles before it counts). One shipper at a time holds a
-lease, so no event is chained twice; a crashed process leaves its events in the spool for the next shipper,
-on any node. This is what makes the chain affordable on every request (decision 0007): chaining costs five
-store commands per batch instead of per request.
+Every event (the access record of each request, and recognition events) is first durably inserted in the
+store, in the `audit_spool` collection, before the response leaves (one insert, shared by concurrent
+requests). A shipper chains spooled events in batches moments later; `settle` waits for that (`$statistics`
+settles before it counts). One shipper at a time holds a lease, kept in the head document itself, and the
+head moves only by compare-and-set on its position *and* its holder: a shipper whose lease lapsed cannot
+move it, so no event is chained twice. A crashed process leaves its events in the spool for the next
+holder, on any node. This is what makes the chain affordable on every request (decision 0007): chaining
+costs five store commands per batch instead of per request.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 CHAIN = "audit_chain"
 HEAD = "head"
-LEASE = "shipper"
 SPOOL = "audit_spool"
 GENESIS = "0" * 64
 MAX_ATTEMPTS = 200
@@ -116,7 +116,7 @@ class _GroupCommit:
 
 
 class AuditTrail:
-    """Appends events to the chain, at once (`append`) or through the spool (`spool`, see the module doc)."""
+    """Records events through the spool and chains them under the lease (see the module doc)."""
 
     def __init__(self, ctx: FhirContext, canonical_base: str, ship_interval_s: float = 0.2) -> None:
         self.ctx = ctx
@@ -125,11 +125,9 @@ class AuditTrail:
         self.chain = ctx.repository.database[CHAIN]
         self.spooled = ctx.repository.database[SPOOL]
         self.ship_interval_s = ship_interval_s
-        self._chain_lock = threading.Lock()  # one chain writer per process; the head CAS orders processes
-        self._ship_lock = threading.Lock()
-        self._direct = _GroupCommit(self._chain_pending)
+        self._ship_lock = threading.Lock()  # the shipper thread and a settling request share the process's lease
         self._spool = _GroupCommit(self._spool_pending)
-        self._head: dict[str, Any] | None = None  # the head as this process last wrote it (saves a read)
+        self._head: dict[str, Any] | None = None  # the head as this process last moved it (saves a read)
         self._wake = threading.Event()
         self._shipper_pid: int | None = None
         self._token = uuid.uuid4().hex[:8]
@@ -139,65 +137,24 @@ class AuditTrail:
         """This process's name on the lease (per pid: a forked copy of this object is another holder)."""
         return f"{socket.gethostname()}:{os.getpid()}:{self._token}"
 
-    def append(self, event: dict[str, Any]) -> None:
-        """Chain the event now; returns once it is stored."""
-        self._direct.submit(loads(dumps(event)))  # the exact JSON that will be stored (decimals as written)
-
     def spool(self, event: dict[str, Any]) -> None:
-        """Store the event durably in the spool; the shipper chains it moments later."""
+        """Store the event durably in the spool; returns once it is stored. The shipper chains it moments later."""
         self._spool.submit(event if event.get("id") else {**event, "id": str(uuid.uuid4())})
         self._start_shipper()
         self._wake.set()
 
-    # -- chaining --------------------------------------------------------------------------------------------
-    def _chain_pending(self, batch: list[_Pending]) -> None:
-        self._chain_events([item.event for item in batch])
-
-    def _chain_events(self, batch: list[dict[str, Any]]) -> None:
-        with self._chain_lock:
-            for _ in range(MAX_ATTEMPTS):
-                head = self._head or self.chain.find_one({"_id": HEAD}) or {"seq": 0, "hash": GENESIS}
-                sequence, digest = int(head["seq"]), head["hash"]
-                events = []
-                for event in batch:
-                    sequence += 1
-                    base = [e for e in event.get("extension", [])
-                            if e.get("url") not in (self.sequence_url, self.hash_url)]
-                    candidate = {**event, "extension": [*base, {"url": self.sequence_url, "valueInteger": sequence}]}
-                    digest = link_hash(digest, candidate, self.hash_url)
-                    candidate["extension"].append({"url": self.hash_url, "valueString": digest})
-                    events.append(candidate)
-                if self._advance(head, sequence, digest):
-                    self._head = {"_id": HEAD, "seq": sequence, "hash": digest}
-                    store_trusted(self.ctx, events)
-                    return
-                self._head = None  # another worker moved the head: read it again
-        raise RuntimeError("the audit chain head is too contended")
-
-    def _advance(self, head: dict[str, Any], sequence: int, digest: str) -> bool:
-        """Move the head from where it was read to the batch's last link (compare-and-set across workers)."""
-        try:
-            if "_id" not in head:
-                self.chain.insert_one({"_id": HEAD, "seq": sequence, "hash": digest})
-                return True
-            moved = self.chain.update_one({"_id": HEAD, "seq": head["seq"]},
-                                          {"$set": {"seq": sequence, "hash": digest}})
-        except DuplicateKeyError:
-            return False
-        return moved.modified_count == 1
-
-    # -- the spool -------------------------------------------------------------------------------------------
     def _spool_pending(self, batch: list[_Pending]) -> None:
         now = time.time()
         self.spooled.insert_many([{"_id": item.event["id"], "at": now,
                                    "text": dumps(item.event).decode("utf-8")} for item in batch], ordered=False)
 
+    # -- shipping: the lease holder chains the spool ---------------------------------------------------------
     def ship(self, known_waiting: bool = False) -> int:
         """One shipping round: chain up to SHIP_BATCH spooled events, oldest first, under the lease. Returns how
         many left the spool (0 when the spool is empty, -1 when another process holds the lease)."""
         if not known_waiting and not self._waiting():
             return 0
-        with self._ship_lock:  # the shipper thread and a settling request share this process's lease
+        with self._ship_lock:
             if not self._acquire():
                 return -1
             waiting = list(self.spooled.find({}, sort=[("at", 1), ("_id", 1)], limit=SHIP_BATCH))
@@ -210,48 +167,67 @@ class AuditTrail:
                 chained = {doc["_id"] for doc in self.ctx.repository.database["AuditEvent"].find(
                     {"_id": {"$in": ids}}, {"_id": 1})}
             fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
-            if fresh:
-                self._chain_events(fresh)
+            if fresh and not self._chain(fresh):
+                return -1  # the lease passed to another process while this one stalled: it ships them
             self.spooled.delete_many({"_id": {"$in": ids}})
             return len(ids)
 
-    def settle(self, timeout_s: float = 5.0) -> None:
-        """Return once every event spooled before the call is chained (and searchable): ship them here, or wait
-        for the process holding the lease to. After the timeout, return anyway (a report is then a little behind)."""
-        cutoff = time.time()
-        deadline = time.monotonic() + timeout_s
-        while self.spooled.find_one({"at": {"$lte": cutoff}}, {"_id": 1}) is not None:
-            if time.monotonic() > deadline:
-                log.warning("audit events spooled before %s are not chained yet", cutoff)
-                return
-            if self.ship(known_waiting=True) <= 0:
-                time.sleep(0.05)
+    def _chain(self, batch: list[dict[str, Any]]) -> bool:
+        """Link the batch after the head and store it; False when this process no longer holds the lease."""
+        for _ in range(MAX_ATTEMPTS):
+            head = self._head or self.chain.find_one({"_id": HEAD}) or {}
+            if head.get("holder") != self._holder:
+                return False
+            sequence, digest = int(head.get("seq", 0)), head.get("hash", GENESIS)
+            events = []
+            for event in batch:
+                sequence += 1
+                base = [e for e in event.get("extension", []) if e.get("url") not in (self.sequence_url, self.hash_url)]
+                candidate = {**event, "extension": [*base, {"url": self.sequence_url, "valueInteger": sequence}]}
+                digest = link_hash(digest, candidate, self.hash_url)
+                candidate["extension"].append({"url": self.hash_url, "valueString": digest})
+                events.append(candidate)
+            # compare-and-set on the position *and* the holder: a holder whose lease lapsed cannot move the head
+            moved = self.chain.update_one({"_id": HEAD, "seq": head.get("seq", 0), "holder": self._holder},
+                                          {"$set": {"seq": sequence, "hash": digest}})
+            if moved.modified_count == 1:
+                self._head = {**head, "seq": sequence, "hash": digest}
+                store_trusted(self.ctx, events)
+                return True
+            self._head = None  # read the head again: moved by an earlier holder, or the lease is gone
+        raise RuntimeError("the audit chain head is too contended")
 
     def _waiting(self) -> bool:
         return self.spooled.find_one({}, {"_id": 1}) is not None
 
     def _acquire(self) -> bool:
-        """Take the shipper lease when it is free, expired or already ours (then it is renewed); one command:
-        the upsert fails with a duplicate key while another process holds it."""
+        """Take the lease, kept in the head document, when it is free, expired or already ours (then it is
+        renewed). One command: the upsert fails with a duplicate key while another process holds it."""
         now = time.time()
         try:
             taken = self.chain.update_one(
-                {"_id": LEASE, "$or": [{"until": {"$lt": now}}, {"holder": self._holder}]},
-                {"$set": {"until": now + LEASE_SECONDS, "holder": self._holder}}, upsert=True)
+                {"_id": HEAD, "$or": [{"until": {"$lt": now}}, {"until": {"$exists": False}},
+                                      {"holder": self._holder}]},
+                {"$set": {"until": now + LEASE_SECONDS, "holder": self._holder},
+                 "$setOnInsert": {"seq": 0, "hash": GENESIS}}, upsert=True)
         except DuplicateKeyError:
             return False
-        return taken.matched_count == 1 or taken.upserted_id is not None
+        if taken.matched_count == 1 or taken.upserted_id is not None:
+            if self._head is not None and self._head.get("holder") != self._holder:
+                self._head = None
+            return True
+        return False
 
     def release(self) -> None:
         """Give the lease back (at exit), so another process ships without waiting for it to expire."""
         with contextlib.suppress(Exception):
-            self.chain.update_one({"_id": LEASE, "holder": self._holder}, {"$set": {"until": 0}})
+            self.chain.update_one({"_id": HEAD, "holder": self._holder}, {"$set": {"until": 0}})
 
     def _start_shipper(self) -> None:
         """One shipper thread per process, started by the first spooled event (after a fork, anew)."""
         if self._shipper_pid == os.getpid():
             return
-        with self._chain_lock:
+        with self._ship_lock:
             if self._shipper_pid == os.getpid():
                 return
             self._shipper_pid = os.getpid()
@@ -275,6 +251,17 @@ class AuditTrail:
                 log.exception("audit shipping failed; the events stay in the spool and are retried")
                 time.sleep(1.0)
 
+    def settle(self, timeout_s: float = 5.0) -> None:
+        """Return once every event spooled before the call is chained (and searchable): ship them here, or wait
+        for the process holding the lease to. After the timeout, return anyway (a report is then a little behind)."""
+        cutoff = time.time()
+        deadline = time.monotonic() + timeout_s
+        while self.spooled.find_one({"at": {"$lte": cutoff}}, {"_id": 1}) is not None:
+            if time.monotonic() > deadline:
+                log.warning("audit events spooled before %s are not chained yet", cutoff)
+                return
+            if self.ship(known_waiting=True) <= 0:
+                time.sleep(0.05)
 
 def pending(db: Database) -> int:
     """How many events wait in the spool, not chained yet."""
