@@ -76,7 +76,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
         item_coder=ItemCoder(terminology, settings.canonical_base))
     catalog = RecognitionCatalog(terminology, settings.canonical_base)
     registry_cache = RegistryCache(ctx.repository)
-    recognition = RecognitionService(catalog, settings.reorder_rule, registry_cache)
+    recognition = RecognitionService(catalog, registry_cache, settings.reorder_rule)
     access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
                           lambda org: (recognition.standing(ctx, org) or Standing(org)).region)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -253,22 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "load":
-            return _load(args)
-        if args.command == "ingest-dicom":
-            return _ingest_dicom(args)
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "token":
-            return _token(args)
-        if args.command == "bench":
-            return _bench(args)
-        if args.command == "peering":
-            return _peering(args)
-        if args.command == "audit":
-            return _audit_verify(args)
+        commands: dict[str, Callable[[argparse.Namespace], int]] = {
+            "serve": _serve, "load": _load, "ingest-dicom": _ingest_dicom, "demo": _demo, "token": _token,
+            "bench": _bench, "peering": _peering, "audit": _audit_verify}
+        if args.command in commands:
+            return commands[args.command](args)
     except SettingsError as exc:
         log.error("configuration error: %s", exc)
         return 2

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The canonical base written in the shipped artifacts (terminology/, profiles/); replaced at load time by
@@ -17,27 +19,33 @@ class SettingsError(ValueError):
     """A configuration value is missing or malformed; raised before the server starts."""
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+T = TypeVar("T")
+
+
+def _read(env: dict[str, str], name: str, convert: Callable[[str], T], kind: str) -> T | None:
+    """The variable converted, None when unset or empty; a SettingsError naming it when it does not convert."""
     raw = env.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     try:
-        value = int(raw)
+        return convert(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    value = _read(env, name, int, "an integer")
+    if value is None:
+        return default
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
+    value = _read(env, name, float, "a number")
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if not 0 < value <= 600:
         raise SettingsError(f"{name} must be between 0 and 600 seconds, got {value}")
     return value

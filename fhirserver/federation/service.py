@@ -41,7 +41,7 @@ class RemoteResult:
 
 class FederationService:
     def __init__(self, client: FederationClient, catalog: RecognitionCatalog, identity_systems: tuple[str, ...],
-                 node_label: str, zone: Any, registry: RegistryCache | None = None) -> None:
+                 node_label: str, zone: Any, registry: RegistryCache) -> None:
         self.client = client
         self.registry = registry
         self.zone = zone
@@ -68,8 +68,6 @@ class FederationService:
 
     def peers(self, ctx: FhirContext) -> list[Peer]:
         """The active peers as registered now (through the registry cache, which is never stale)."""
-        if self.registry is None:
-            return active_peers(ctx)
         return self.registry.get("peers", lambda: active_peers(ctx))
 
     # -- results of an item, for $duplicate-check and CDS Hooks ---------------------------------------------

@@ -7,7 +7,6 @@ so statistics are aggregations over stored resources, never counters that can dr
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -28,7 +27,6 @@ from .standing import Standing, read_standing
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PRIOR_LIMIT = 50
-MARK_STANDING_TTL = 10.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -41,8 +39,7 @@ class Prior:
 
 
 class RecognitionService:
-    def __init__(self, catalog: RecognitionCatalog, reorder_mode: str = "enforce",
-                 registry: RegistryCache | None = None) -> None:
+    def __init__(self, catalog: RecognitionCatalog, registry: RegistryCache, reorder_mode: str = "enforce") -> None:
         self.catalog = catalog
         self.registry = registry  # standings cached while the registry is unchanged (never stale)
         self.reorder_mode = reorder_mode
@@ -51,32 +48,15 @@ class RecognitionService:
         self.issue_system = f"{c}/CodeSystem/hr-detected-issue"
         self.override_url = f"{c}/StructureDefinition/hr-override-reason"
         self.saving_url = f"{c}/StructureDefinition/hr-saving"
-        self._standing_cache: dict[str, tuple[float, Standing | None]] = {}
         self.federation: Any = None  # federation/service.py, set by the app when the node has peers to ask
 
     # -- facts -------------------------------------------------------------------------------------------
     def standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
-        """The institution's standing as stored now (through the registry cache, which is never stale)."""
+        """The institution's standing as stored now, through the registry cache (never stale): a batch of
+        results from one hospital, or a check with many priors from it, reads it once."""
         if not reference:
             return None
-        if self.registry is None:
-            return read_standing(ctx, self.catalog, reference)
         return self.registry.get(("standing", reference), lambda: read_standing(ctx, self.catalog, reference))
-
-    def cached_standing(self, ctx: FhirContext, reference: str | None) -> Standing | None:
-        """Standing for the mark at ingestion, cached for MARK_STANDING_TTL seconds: a batch of results from
-        one hospital reads it once. Recognition decisions never use this cache (they read it fresh)."""
-        if not reference:
-            return None
-        now = time.monotonic()
-        hit = self._standing_cache.get(reference)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        standing = self.standing(ctx, reference)
-        if len(self._standing_cache) > 10_000:
-            self._standing_cache.clear()
-        self._standing_cache[reference] = (now + MARK_STANDING_TTL, standing)
-        return standing
 
     def requester(self, ctx: FhirContext, reference: str | None) -> Standing | None:
         """The requesting institution: an Organization, or the organization of a PractitionerRole."""
@@ -291,7 +271,7 @@ class RecognitionService:
         meta = dict(resource.get("meta") or {})
         tags = [t for t in meta.get("tag", []) if t.get("system") != self.catalog.mark_system]  # never trusted
         facts = result_facts(resource, self.catalog.item_system, ctx.planner.zone)
-        performer = self.cached_standing(ctx, facts.performer)
+        performer = self.standing(ctx, facts.performer)
         item = self.catalog.item(facts.item) if facts.item else None
         if (item is not None and item.active and facts.final and performer is not None and facts.date_ms
                 and performer.member_on(facts.date_ms) and performer.accredited_on(item.category, facts.date_ms)

@@ -46,7 +46,6 @@ CHAIN = "audit_chain"
 HEAD = "head"
 SPOOL = "audit_spool"
 GENESIS = "0" * 64
-MAX_ATTEMPTS = 200
 SHIP_BATCH = 500
 LEASE_SECONDS = 10.0
 IDLE_LOOK_S = 1.0
@@ -174,7 +173,7 @@ class AuditTrail:
 
     def _chain(self, batch: list[dict[str, Any]]) -> bool:
         """Link the batch after the head and store it; False when this process no longer holds the lease."""
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(2):  # the head as this process last moved it, then as stored (another holder moved it)
             head = self._head or self.chain.find_one({"_id": HEAD}) or {}
             if head.get("holder") != self._holder:
                 return False
@@ -194,8 +193,8 @@ class AuditTrail:
                 self._head = {**head, "seq": sequence, "hash": digest}
                 store_trusted(self.ctx, events)
                 return True
-            self._head = None  # read the head again: moved by an earlier holder, or the lease is gone
-        raise RuntimeError("the audit chain head is too contended")
+            self._head = None
+        return False
 
     def _waiting(self) -> bool:
         return self.spooled.find_one({}, {"_id": 1}) is not None
@@ -212,11 +211,7 @@ class AuditTrail:
                  "$setOnInsert": {"seq": 0, "hash": GENESIS}}, upsert=True)
         except DuplicateKeyError:
             return False
-        if taken.matched_count == 1 or taken.upserted_id is not None:
-            if self._head is not None and self._head.get("holder") != self._holder:
-                self._head = None
-            return True
-        return False
+        return taken.matched_count == 1 or taken.upserted_id is not None
 
     def release(self) -> None:
         """Give the lease back (at exit), so another process ships without waiting for it to expire."""
@@ -262,6 +257,7 @@ class AuditTrail:
                 return
             if self.ship(known_waiting=True) <= 0:
                 time.sleep(0.05)
+
 
 def pending(db: Database) -> int:
     """How many events wait in the spool, not chained yet."""

@@ -17,6 +17,8 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from .errors import only_duplicate_keys
+
 LOOKUP = "_lookup"
 META = "_lookup_meta"
 LOOKUP_FIELDS = ("identifier", "patient", "subject", "code", "item")
@@ -68,7 +70,7 @@ class LookupIndex:
                 self._db[LOOKUP].bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": {"k": d["k"]}}, upsert=True)
                                              for d in documents], ordered=False, session=session)
         except BulkWriteError as exc:  # keys of an earlier version, or of a concurrent writer: already there, fine
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+            if not only_duplicate_keys(exc):
                 raise
 
     def candidates(self, resource_type: str, field: str, values: list[str],

@@ -26,7 +26,7 @@ from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
-from .errors import StoreUnavailable
+from .errors import StoreUnavailable, only_duplicate_keys
 from .indexes import GENERATIONS, JOURNAL, LOCKS, history_collection
 from .lookup import LookupIndex
 from .matcher import candidate_ids, matches
@@ -295,10 +295,9 @@ class ResourceRepository:
         try:
             self._write_each(versions, None)
         except BaseException:
-            self.undo(tx)
+            self.undo(tx)  # counts the registry change itself
             raise
-        finally:
-            self._changed({v.resource_type for v in versions})
+        self._changed({v.resource_type for v in versions})
         journal.delete_one({"_id": tx})
 
     def _write_each(self, versions: list[StoredVersion], session: Any) -> None:
@@ -323,7 +322,7 @@ class ResourceRepository:
                 self._db[resource_type].bulk_write(operations, ordered=False, session=session)
             except BulkWriteError as exc:
                 # Duplicate keys mean the current document is already newer: nothing to do there.
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                if not only_duplicate_keys(exc):
                     raise
 
     def read_current_many(self, resource_type: str, ids: list[str]) -> dict[str, StoredVersion]:
@@ -398,8 +397,7 @@ class ResourceRepository:
                                   ordered=False)
                 break
             except (BulkWriteError, DuplicateKeyError) as exc:
-                details = getattr(exc, "details", None) or {}
-                if any(e.get("code") != 11000 for e in details.get("writeErrors", [])):
+                if not only_duplicate_keys(exc):
                     raise
                 locks.delete_many({"_id": {"$in": wanted}, "owner": owner})  # give back what was taken
                 # A holder that died leaves expired leases: take them over.

@@ -80,10 +80,6 @@ def schema_types(schema_path: Path) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(choices), type_names
 
 
-def choice_elements(schema_path: Path) -> frozenset[str]:
-    return schema_types(schema_path)[0]
-
-
 def compile_path(expression: str, resource_type: str | None, choices: frozenset[str] = frozenset(),
                  type_names: frozenset[str] = frozenset()) -> Callable[[Any], list[Any]] | None:
     """A direct evaluator for path expressions such as `Observation.code | Observation.value.ofType(Quantity)`,
