@@ -23,7 +23,7 @@ from .fhir.profiles import ProfileValidator
 from .fhir.resource_types import SUPPORTED_TYPES
 from .fhir.search.compartments import Compartments
 from .fhir.search.elements import ElementFilter
-from .fhir.search.indexer import INDEXABLE_TYPES, ResourceIndexer, database_indexed_parameters
+from .fhir.search.indexer import BUCKETED_DATES, INDEXABLE_TYPES, ResourceIndexer, database_indexed_parameters
 from .fhir.search.parameters import SearchParameterRegistry
 from .fhir.search.planner import Planner
 from .fhir.search.query import QueryParser
@@ -37,12 +37,11 @@ from .recognition.standing import STANDING_TYPES, Standing
 from .security.access import PolicyAccess
 from .security.audit import AuditTrail
 from .security.consent import ConsentEvaluator
-from .store.blobs import DicomStore
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
-from .store.lookup import LookupIndex
+from .store.indexes import collection_indexes, indexed_fields
 from .store.registry_cache import RegistryCache
-from .store.repository import ResourceRepository
+from .store.store import open_store
 from .terminology.artifacts import load_folder
 from .terminology.enrich import ItemCoder
 from .terminology.service import TerminologyService
@@ -59,23 +58,26 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     conformance: dict[str, list[dict[str, Any]]] = {}
     for resource in [*terminology.resources, *profile_resources]:
         conformance.setdefault(resource["resourceType"], []).append(resource)
-    ensure_schema(connection.db, SUPPORTED_TYPES, database_indexed_parameters(registry))
-    DicomStore(connection.db).ensure_indexes()
+    compartments = Compartments(settings.profiles_dir)
+    partitioned = frozenset(t for t in SUPPORTED_TYPES if t == "Patient" or compartments.parameters("Patient", t))
+    specs = collection_indexes(SUPPORTED_TYPES, database_indexed_parameters(registry), BUCKETED_DATES, partitioned)
+    ensure_schema(connection.db, specs)
+    store = open_store(connection.db, STANDING_TYPES | PEER_TYPES, settings.store_timeout_ms, indexed_fields(specs))
+    store.dicom.ensure_indexes()
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
     zone = parse_zone(settings.timezone)
     ctx = FhirContext(
         settings=settings,
-        repository=ResourceRepository(connection.db, settings.store_timeout_ms, connection.replica_set,
-                                      _lookup(settings, connection.db), STANDING_TYPES | PEER_TYPES),
+        store=store,
         validator=validator, registry=registry, indexer=ResourceIndexer(registry, zone, settings.base_url),
         parser=QueryParser(registry), planner=Planner(zone, settings.base_url),
-        elements=ElementFilter(settings.profiles_dir), compartments=Compartments(settings.profiles_dir),
+        elements=ElementFilter(settings.profiles_dir), compartments=compartments,
         terminology=terminology, conformance=conformance,
         profiles=ProfileValidator([r for r in profile_resources if r["resourceType"] == "StructureDefinition"],
                                   binding_check(terminology)),
         item_coder=ItemCoder(terminology, settings.canonical_base))
     catalog = RecognitionCatalog(terminology, settings.canonical_base)
-    registry_cache = RegistryCache(ctx.repository)
+    registry_cache = RegistryCache(ctx.store.changes)
     recognition = RecognitionService(catalog, registry_cache, settings.reorder_rule)
     access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
@@ -91,16 +93,6 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
                          CircuitBreaker(cooldown_s=settings.peer_cooldown_s)), catalog, settings.identity_systems,
         label, zone, registry_cache)
     return ctx, recognition, trail
-
-
-def _lookup(settings: Settings, db: Any) -> LookupIndex | None:
-    """On for the embedded engine (auto), whose array queries scan; MongoDB's multikey indexes suffice."""
-    wanted = settings.lookup_index == "on" or (settings.lookup_index == "auto" and not settings.mongodb_uri)
-    if not wanted:
-        return None
-    lookup = LookupIndex(db, settings.store_timeout_ms)
-    lookup.ensure(SUPPORTED_TYPES)
-    return lookup
 
 
 def binding_check(terminology: TerminologyService) -> Callable[[str, str | None, str], bool]:
@@ -128,8 +120,8 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.register_blueprint(operations.blueprint(ctx, recognition), url_prefix="/fhir")
     app.register_blueprint(cdshooks.blueprint(ctx, recognition), url_prefix="/cds-services")
-    store = DicomStore(ctx.repository.database, settings.store_timeout_ms)
-    imaging = ImagingService(store, StudyBuilder(ctx.terminology, settings.canonical_base), settings.max_dicom_bytes)
+    imaging = ImagingService(ctx.store.dicom, StudyBuilder(ctx.terminology, settings.canonical_base),
+                             settings.max_dicom_bytes)
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")
     metrics.install(app, guard.classify)
@@ -145,7 +137,7 @@ def _register_registry_snapshot(app: Flask, ctx: FhirContext) -> None:
 
     @app.before_request
     def begin() -> None:
-        g.registry_snapshot = ctx.repository.registry_snapshot()
+        g.registry_snapshot = ctx.store.changes.snapshot()
         g.registry_snapshot.__enter__()
 
     @app.teardown_request
@@ -164,7 +156,7 @@ def _register_health(app: Flask, ctx: FhirContext) -> None:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        ctx.repository.ping()  # StoreUnavailable -> 503 OperationOutcome through the error handler
+        ctx.store.health.ping()  # StoreUnavailable -> 503 OperationOutcome through the error handler
         return Response(b'{"status":"ready"}', content_type="application/json")
 
 

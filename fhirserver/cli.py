@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .api import http_errors
     from .app import build_context, create_app
+    from .store.client import NotAReplicaSet
     from .store.embedded import EmbeddedEngine, EmbeddedEngineError
 
     http_errors.install()
@@ -34,11 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
         if not uri:
             engine = EmbeddedEngine(settings.data_dir)
             uri = engine.start()
-        # Create collections and indexes once, before workers fork (they would race each other), and
-        # undo any transaction a crashed process left half-written (docs/decisions/0003).
-        recovered = build_context(settings, uri)[0].repository.recover()
-        if recovered:
-            log.warning("undid %d transaction(s) left half-written by an earlier process", recovered)
+        # Create collections and indexes once, before workers fork (they would race each other).
+        build_context(settings, uri)
 
         class FhirApplication(BaseApplication):  # type: ignore[misc]
             def load_config(self) -> None:
@@ -75,6 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     except EmbeddedEngineError as exc:
         log.error("cannot start the embedded store: %s", exc)
+        return 1
+    except NotAReplicaSet as exc:
+        log.error("cannot use the store: %s", exc)
         return 1
     finally:
         if engine is not None:
@@ -159,7 +160,8 @@ def _token(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     import pymongo
 
-    from .security.audit import pending, verify
+    from .security.audit import verify
+    from .store.audit_log import AuditLog
     from .store.embedded import running_engine_uri
 
     settings = Settings.from_env(data_dir=args.data_dir)
@@ -169,9 +171,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
                   settings.data_dir)
         return 2
     with pymongo.MongoClient(uri, serverSelectionTimeoutMS=settings.store_timeout_ms) as client:
-        problems = list(verify(client[settings.mongodb_db], settings.canonical_base))
-        head = client[settings.mongodb_db]["audit_chain"].find_one({"_id": "head"}) or {"seq": 0, "hash": "-"}
-        waiting = pending(client[settings.mongodb_db])
+        audit_log = AuditLog(client[settings.mongodb_db])
+        problems = list(verify(audit_log, settings.canonical_base))
+        head = audit_log.head() or {"seq": 0, "hash": "-"}
+        waiting = audit_log.pending()
     for problem in problems:
         print(f"position {problem.sequence}: {problem.text}")
     print(f"{head['seq']} events in the chain, head {head['hash']}: "

@@ -76,7 +76,6 @@ class Settings:
     enforce_profiles: tuple[str, ...] = ()
     reorder_rule: str = "enforce"
     max_dicom_bytes: int = 512 * 1024 * 1024
-    lookup_index: str = "auto"
     auth: str = "on"                      # on | off; off only when asked for explicitly
     auth_issuer: str | None = None
     auth_jwks: str | None = None          # a JWKS file path or an https URL (RS256 / ES256 keys)
@@ -114,7 +113,6 @@ class Settings:
             canonical_base=(env.get("FHIRSERVER_CANONICAL_BASE") or DEFAULT_CANONICAL).rstrip("/"),
             reorder_rule=(env.get("FHIRSERVER_REORDER_RULE") or "enforce").lower(),
             max_dicom_bytes=_int(env, "FHIRSERVER_MAX_DICOM_BYTES", cls.max_dicom_bytes, 1024),
-            lookup_index=(env.get("FHIRSERVER_LOOKUP_INDEX") or "auto").lower(),
             auth=(env.get("FHIRSERVER_AUTH") or "on").lower(),
             auth_issuer=env.get("FHIRSERVER_AUTH_ISSUER") or None,
             auth_jwks=env.get("FHIRSERVER_AUTH_JWKS") or None,
@@ -147,8 +145,6 @@ class Settings:
             raise SettingsError(f"FHIRSERVER_MONGODB_DB {self.mongodb_db!r} is not a valid database name")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise SettingsError("FHIRSERVER_BASE_URL must start with http:// or https://")
-        if self.lookup_index not in ("auto", "on", "off"):
-            raise SettingsError("FHIRSERVER_LOOKUP_INDEX is auto, on or off")
         if self.reorder_rule not in ("enforce", "warn", "off"):
             raise SettingsError("FHIRSERVER_REORDER_RULE is enforce, warn or off")
         self._validate_auth()

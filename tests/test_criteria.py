@@ -12,7 +12,7 @@ from fhirserver.fhir.search.indexer import INDEXABLE_TYPES
 from fhirserver.fhir.search.parameters import SearchParameterRegistry
 from fhirserver.fhir.search.planner import Planner
 from fhirserver.fhir.search.query import QueryParser, criteria_key
-from fhirserver.fhir.search.values import date_range, parse_zone
+from fhirserver.fhir.search.values import BUCKET_MS, date_range, parse_zone
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 LIVE = {"deleted": False}
@@ -30,11 +30,25 @@ def plan(parser: QueryParser, rtype: str, query: str) -> dict:
 
 
 def both(*clauses: dict) -> dict:
-    return {"$and": [LIVE, *clauses]}
+    """The implicit form: live versions and the clauses in one document (each test's clauses have distinct keys)."""
+    out = dict(LIVE)
+    for clause in clauses:
+        assert not set(clause) & set(out)
+        out.update(clause)
+    return out
 
 
 D2024 = date_range("2024", ZONE)
 D20240301 = date_range("2024-03-01", ZONE)
+D20240401 = date_range("2024-04-01", ZONE)
+
+
+def buckets(lo: float, hi: float) -> dict:
+    """The implied clause of a bounded date window: its 30-day buckets, and the open-ended ones ("long")."""
+    return {"sp.date__b": {"$in": [f"b{n}" for n in range(int(lo // BUCKET_MS), int((hi - 1) // BUCKET_MS) + 1)]
+                           + ["long"]}}
+
+
 GOLDEN = [
     ("identifier=urn:x|1", both({"sp.identifier": {"$in": ["urn:x|1"]}})),
     ("identifier=1,2", both({"sp.identifier": {"$in": ["1", "2"]}})),
@@ -43,9 +57,10 @@ GOLDEN = [
     ("_id=a1", both({"_id": {"$in": ["a1"]}})),
     ("_id:not=a1", both({"_id": {"$nin": ["a1"]}})),
     ("code=718-7&code=http://loinc.org|718-7", both({"sp.code": {"$in": ["718-7"]}},
-                                                    {"sp.code": {"$in": ["http://loinc.org|718-7"]}})),
+                                                    {"$and": [{"sp.code": {"$in": ["http://loinc.org|718-7"]}}]})),
     ("combo-code=x", both({"sp.combo_code": {"$in": ["x"]}})),
-    ("status:not=final", both({"$nor": [{"sp.status": {"$in": ["final"]}}]})),
+    ("status:not=final", both({"sp.status": {"$nin": ["final"]}})),
+    ("status:not=final,amended", both({"sp.status": {"$nin": ["final", "amended"]}})),
     ("code:text=血", both({"sp.code__text": {"$elemMatch": {"$regex": "^血"}}})),
     ("identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|123",
      both({"sp.identifier__type": {"$in": ["http://terminology.hl7.org/CodeSystem/v2-0203|MR|123"]}})),
@@ -55,13 +70,23 @@ GOLDEN = [
     ("subject=https://fhir.example.cn/fhir/Patient/p1", both({"sp.subject": {"$in": ["Patient/p1"]}})),
     ("subject:identifier=urn:oid:2.16.156.10011.1.3|51010019800101001X",
      both({"sp.subject__identifier": {"$in": ["urn:oid:2.16.156.10011.1.3|51010019800101001X"]}})),
-    ("date=2024", both({"sp.date": {"$elemMatch": {"lo": {"$gte": D2024.lo}, "hi": {"$lte": D2024.hi}}}})),
+    ("date=2024", both({"sp.date": {"$elemMatch": {"lo": {"$gte": D2024.lo}, "hi": {"$lte": D2024.hi}}}},
+                       buckets(D2024.lo, D2024.hi))),
     ("date=gt2024", both({"sp.date": {"$elemMatch": {"hi": {"$gt": D2024.hi}}}})),
     ("date=lt2024-03-01", both({"sp.date": {"$elemMatch": {"lo": {"$lt": D20240301.lo}}}})),
     ("date=sa2024", both({"sp.date": {"$elemMatch": {"lo": {"$gte": D2024.hi}}}})),
     ("date=eb2024", both({"sp.date": {"$elemMatch": {"hi": {"$lte": D2024.lo}}}})),
     ("date=ge2024", both({"$or": [{"sp.date": {"$elemMatch": {"hi": {"$gt": D2024.hi}}}},
                                   {"sp.date": {"$elemMatch": {"lo": {"$gte": D2024.lo}, "hi": {"$lte": D2024.hi}}}}]})),
+    ("date=ge2024-03-01&date=lt2024-04-01", both(
+        {"sp.date": {"$elemMatch": {"lo": {"$lt": D20240401.lo}}}},
+        {"$or": [{"sp.date": {"$elemMatch": {"hi": {"$gt": D20240301.hi}}}},
+                 {"sp.date": {"$elemMatch": {"lo": {"$gte": D20240301.lo}, "hi": {"$lte": D20240301.hi}}}}]},
+        buckets(D20240301.lo, D20240401.lo))),
+    ("date=gt2024-03-01&date=lt2024-04-01", both({"sp.date": {"$all": [
+        {"$elemMatch": {"hi": {"$gt": D20240301.hi}}},
+        {"$elemMatch": {"lo": {"$lt": D20240401.lo}}}]}},
+        buckets(D20240301.hi, D20240401.lo))),
     ("value-quantity=gt5.4|http://unitsofmeasure.org|mmol/L",
      both({"sp.value_quantity": {"$elemMatch": {"v": {"$gt": 5.4}, "s": "http://unitsofmeasure.org",
                                                 "c": "mmol/L"}}})),
@@ -80,8 +105,8 @@ PATIENT_GOLDEN = [
     ("name=Ｚhàng", both({"sp.name": {"$elemMatch": {"$regex": "^zhang"}}})),
     ("name:contains=.*(", both({"sp.name": {"$elemMatch": {"$regex": "\\.\\*\\("}}})),
     ("name:exact=张三", both({"sp.name__exact": {"$in": ["张三"]}})),
-    ("birthdate=ne2024", both({"$and": [{"sp.birthdate": {"$exists": True}}, {"$nor": [
-        {"sp.birthdate": {"$elemMatch": {"lo": {"$gte": D2024.lo}, "hi": {"$lte": D2024.hi}}}}]}]})),
+    ("birthdate=ne2024", both({"sp.birthdate": {"$exists": True}, "$nor": [
+        {"sp.birthdate": {"$elemMatch": {"lo": {"$gte": D2024.lo}, "hi": {"$lte": D2024.hi}}}}]})),
 ]
 
 

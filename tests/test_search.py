@@ -133,7 +133,7 @@ OBSERVATION_CASES = [
     ("date=ne2024", lambda o, r: obs_period(o) is not None and date_matches(obs_period(o), "ne", "2024")),
     ("date=ge2024&date=lt2025", lambda o, r: date_matches(obs_period(o), "ge", "2024")
      and date_matches(obs_period(o), "lt", "2025")),
-    # bounded windows, narrowed by the lookup index's date buckets (store/lookup.py): same answers required
+    # bounded windows: the planner adds their 30-day bucket clause (fhir/search/planner.py); same answers required
     ("date=ge2024-03-01&date=le2024-04-15", lambda o, r: date_matches(obs_period(o), "ge", "2024-03-01")
      and date_matches(obs_period(o), "le", "2024-04-15")),
     ("date=2024-01,2024-06", lambda o, r: date_matches(obs_period(o), "eq", "2024-01")
@@ -345,7 +345,7 @@ def test_identifier_modifiers_uri_and_last_updated(http, base):
 
 
 def test_search_follows_updates_and_deletes_of_indexed_values(http, base):
-    """The embedded engine's lookup index keeps stale keys; the full filter must still decide."""
+    """Index values are replaced with each version: an old subject no longer finds the resource."""
     tag = unique("moved")
     meta = {"tag": [{"system": "urn:test", "code": tag}]}
     created = post(http, base, observation(None, meta=meta, subject={"reference": f"Patient/{tag}-a"})).json()
@@ -358,26 +358,25 @@ def test_search_follows_updates_and_deletes_of_indexed_values(http, base):
     assert search_ids(http, base, "Observation", f"subject=Patient/{tag}-b", tag) == []
 
 
-def test_date_windows_for_the_lookup_index_are_sound() -> None:
+def test_date_windows_for_the_bucket_clause_are_sound() -> None:
     """The window a date search narrows to: intersect criteria, hull of OR-ed values, none when unsafe."""
-    from types import SimpleNamespace
-
-    from fhirserver.fhir.interactions.search import _date_windows
     from fhirserver.fhir.search.planner import Planner
     from fhirserver.fhir.search.query import Criterion
-    from fhirserver.fhir.search.values import date_range, parse_zone
-    from fhirserver.store.lookup import date_buckets
+    from fhirserver.fhir.search.values import date_buckets, date_range, hull_buckets, parse_zone
 
     zone = parse_zone("+08:00")
-    ctx = SimpleNamespace(planner=Planner(zone, None))
+    planner = Planner(zone, None)
 
     def crit(*values: str) -> Criterion:
         return Criterion("date", "date", None, values, "date")
 
     march, april = date_range("2024-03", zone), date_range("2024-04", zone)
-    assert _date_windows(ctx, [crit("ge2024-03"), crit("lt2024-04")]) == {"date": (march.lo, april.lo)}
-    assert _date_windows(ctx, [crit("2024-03", "2024-04")]) == {"date": (march.lo, april.hi)}  # OR-ed values
+    assert planner.date_windows([crit("ge2024-03"), crit("lt2024-04")]) == {"date": (march.lo, april.lo)}
+    assert planner.date_windows([crit("2024-03", "2024-04")]) == {"date": (march.lo, april.hi)}  # OR-ed values
     # eq January AND eq June can both hold for one resource with two dates: no common window, no narrowing
-    assert _date_windows(ctx, [crit("2024-01"), crit("2024-06")]) == {}
-    assert _date_windows(ctx, [crit("ap2024-03"), crit("lt2024-04")])["date"][0] < march.lo  # ap is left out
+    assert planner.date_windows([crit("2024-01"), crit("2024-06")]) == {}
+    assert planner.date_windows([crit("ap2024-03"), crit("lt2024-04")])["date"][0] < march.lo  # ap is left out
+    assert hull_buckets([{"lo": march.lo, "hi": march.hi}, {"lo": april.lo, "hi": april.hi}]) == \
+        date_buckets(march.lo, april.hi)
+    assert hull_buckets([{"lo": march.lo, "hi": march.lo + 1e12}]) == ["long"]  # an open period: every window
     assert date_buckets(march.lo, april.lo) and not date_buckets(march.lo, march.lo + 1e12)  # too wide

@@ -1,7 +1,7 @@
-"""Store contract: every query shape the planner and repository emit, run on the real engine (embedded,
-or MongoDB when FHIRSERVER_MONGODB_URI is set) and compared with a Python evaluation of MongoDB's
-semantics on the same documents. The embedded engine answers some valid shapes wrongly (see
-docs/decisions/0002); this file catches an engine or planner change that would silently drop results."""
+"""Store contract: every query shape the planner and the store parts emit, run on the real engine (embedded,
+or MongoDB when FHIRSERVER_MONGODB_URI is set) and compared with a Python evaluation of MongoDB's documented
+semantics on the same documents (tests/mongo_semantics.py). This file catches an engine, planner or store change
+that would silently drop results; and the write contracts (version claims, transactions, locks)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,21 @@ import pytest
 import synthetic
 
 from fhirserver.fhir.interactions.search import _keyset
-from fhirserver.fhir.search.indexer import INDEXABLE_TYPES, ResourceIndexer, database_indexed_parameters
+from fhirserver.fhir.search.indexer import (
+    BUCKETED_DATES,
+    INDEXABLE_TYPES,
+    ResourceIndexer,
+    database_indexed_parameters,
+)
 from fhirserver.fhir.search.parameters import SearchParameterRegistry
 from fhirserver.fhir.search.planner import Planner
 from fhirserver.fhir.search.query import QueryParser
 from fhirserver.fhir.search.values import parse_zone
 from fhirserver.store.client import ensure_schema
-from fhirserver.store.repository import HistoryCursor, ResourceRepository, StoredVersion, VersionConflict
+from fhirserver.store.filters import all_of, or_branches
+from fhirserver.store.indexes import collection_indexes, indexed_fields
+from fhirserver.store.records import HistoryCursor, StoredVersion, VersionConflict
+from fhirserver.store.store import Store, open_store
 from fhirserver.store.timestamps import instant_to_ms
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
@@ -31,9 +39,13 @@ ZONE = parse_zone("+08:00")
 TYPE = "ContractTest"
 
 
-# The evaluator the repository uses after the lookup index narrows a query (store/matcher.py); every test
-# below compares it with the engine, which is what makes that shortcut safe.
-from fhirserver.store.matcher import _get, matches  # noqa: E402
+from mongo_semantics import _get, matches  # noqa: E402
+
+
+def _schema(store, collections: tuple[str, ...], parameters: dict[str, list[str]]) -> Store:
+    specs = collection_indexes(collections, parameters, BUCKETED_DATES)
+    ensure_schema(store, specs)
+    return open_store(store, indexed=indexed_fields(specs))
 
 
 def test_reference_evaluator_knows_the_operators():
@@ -60,7 +72,7 @@ def seeded(store, registry):
     docs = {}
     for rtype, resources in (("Observation", obs), ("Patient", pats)):
         collection = f"{TYPE}{rtype}"
-        ensure_schema(store, (collection,), {collection: database_indexed_parameters(registry)[rtype]})
+        _schema(store, (collection,), {collection: database_indexed_parameters(registry)[rtype]})
         store[collection].delete_many({})
         rows = [{"_id": r["id"], "vid": 1, "ts": 1_767_225_600_000 + i, "deleted": rng.random() < 0.1,
                  "method": "PUT", "text": "{}", **indexer.index(r)} for i, r in enumerate(resources)]
@@ -82,6 +94,14 @@ OBSERVATION_QUERIES = [
     "code-value-quantity=http://loinc.org|718-7$gt150", "code-value-quantity=718-7$lt120",
     "combo-code-value-quantity=8480-6$ge140", "_tag=urn:test|contract", "_lastUpdated=gt2020",
     "identifier=no-such-value",
+    # bounded date windows: the planner adds the implied 30-day bucket clause
+    "date=ge2024-03-01&date=lt2024-04-01", "date=ge2024-03-01&date=le2024-04-15", "date=2024-01,2024-06",
+    "date=gt2024-02-10&date=eb2024-05-01",
+    "date=ge2024-01-01&date=lt2024-07-01&subject=Patient/contract-p3,Patient/contract-p4,Patient/contract-p5",
+    # several $or at once (OR plans distribute them), with an indexed field to start from and without
+    "date=ge2024-03-01&date=lt2024-06-01&code=718-7,http://loinc.org|", "code=http://loinc.org|,718-7",
+    "subject=Patient/contract-p3,Patient/contract-p4,Patient/contract-p5"
+    "&value-quantity=ge5|http://unitsofmeasure.org|mmol/L,gt100&date=ge2023",
 ]
 PATIENT_QUERIES = [
     "name=张", "name=zhang", "name=müller", "name=muller", "name:contains=ll", "name:exact=张三", "name=秀",
@@ -106,6 +126,32 @@ def _check(store, seeded, registry, rtype: str, query: str) -> None:
     expected = sorted(d["_id"] for d in seeded[rtype] if matches(d, planned))
     got = sorted(d["_id"] for d in store[f"{TYPE}{rtype}"].find(planned, {"_id": 1}))
     assert got == expected, planned
+    parts = _schema(store, (f"{TYPE}{rtype}",), {f"{TYPE}{rtype}": database_indexed_parameters(registry)[rtype]})
+    through_store = parts.search.find_current(f"{TYPE}{rtype}", planned, 10_000)
+    assert [v.id for v in through_store] == expected, planned  # the OR plan, when it applies, in id order
+    assert parts.search.count(f"{TYPE}{rtype}", planned) == len(expected)
+    branches = or_branches(planned)
+    if branches:  # each branch is a conjunction without a top-level $or, and together they are the filter
+        assert all("$or" not in b for b in branches)
+        assert sorted({d["_id"] for d in seeded[rtype] for b in branches if matches(d, b)}) == expected
+
+
+def test_plans_are_in_implicit_form_where_fields_do_not_repeat(registry):
+    """The embedded engine uses an index only when the filter's top-level keys are all fields (decision 0008)."""
+    def plan(rtype: str, query: str) -> dict[str, Any]:
+        return Planner(ZONE).plan(QueryParser(registry).parse(rtype, parse_qsl(query)).criteria)
+
+    assert plan("Observation", "subject=Patient/p1&code=http://loinc.org|718-7") == {
+        "deleted": False, "sp.subject": {"$in": ["Patient/p1"]}, "sp.code": {"$in": ["http://loinc.org|718-7"]}}
+    assert plan("Observation", "status:not=final&_id=a") == {
+        "_id": {"$in": ["a"]}, "deleted": False, "sp.status": {"$nin": ["final"]}}
+    month = plan("DiagnosticReport", "date=ge2025-03-01&date=lt2025-04-01")
+    assert month["sp.date__b"]["$in"][-1] == "long" and len(month["sp.date__b"]["$in"]) == 3
+    assert set(month) == {"deleted", "sp.date", "sp.date__b", "$or"}  # lt in place, ge's two forms as the $or
+    both = plan("Observation", "date=lt2024-04-01&date=gt2024-03-01")
+    assert list(both["sp.date"]) == ["$all"] and len(both["sp.date"]["$all"]) == 2
+    assert all_of({"$and": [{"a": 1}, {"$and": [{"b": 2}]}]}, {"a": 1}) == {"a": 1, "b": 2}
+    assert all_of({"a": {"$in": [1]}}, {"a": {"$in": [2]}}) == {"a": {"$in": [1]}, "$and": [{"a": {"$in": [2]}}]}
 
 
 def test_the_queries_exercise_the_data(store, seeded, registry):
@@ -129,7 +175,7 @@ def test_keyset_paging_visits_every_match_once_in_order(store, seeded, sort):
     got: list[str] = []
     last: dict[str, Any] | None = None
     while True:
-        query = base if last is None else {"$and": [base, _keyset(spec, [_get(last, f) for f, _ in sort], True)]}
+        query = base if last is None else all_of(base, _keyset(spec, [_get(last, f) for f, _ in sort], True))
         page = list(collection.find(query).sort(sort).limit(23))
         got += [d["_id"] for d in page]
         if len(page) < 23:
@@ -148,8 +194,8 @@ def _neg(value: Any) -> Any:
 
 
 def test_index_values_reads_dotted_projections_on_every_engine(store, seeded):
-    repo = ResourceRepository(store)
-    values = repo.index_values(f"{TYPE}Observation", {"_id": {"$in": ["contract-o1"]}}, "sp.subject", 10)
+    parts = open_store(store)
+    values = parts.search.index_values(f"{TYPE}Observation", {"_id": {"$in": ["contract-o1"]}}, "sp.subject", 10)
     expected = next(d for d in seeded["Observation"] if d["_id"] == "contract-o1")["sp"]["subject"]
     assert values == expected and values
 
@@ -164,14 +210,14 @@ def _history_doc(rid: str, vid: int, ts: str) -> dict[str, Any]:
 
 
 def test_history_query_shapes_agree_with_python_evaluation(store):
-    ensure_schema(store, (TYPE,), {TYPE: []})
+    _schema(store, (TYPE,), {TYPE: []})
     history = store[f"{TYPE}_history"]
     history.delete_many({})
     # Several versions inside one second, milliseconds apart, and exact ties: the engine once compared
     # ISO strings at second precision, which this data exposes.
     docs = [_history_doc(f"h{n % 9}", n // 9 + 1, f"2026-02-01T00:00:0{n % 3}.{(n * 37) % 5:03d}Z") for n in range(120)]
     history.insert_many(docs)
-    repo = ResourceRepository(store)
+    versions = open_store(store).versions
 
     def reference(rid, since, after):
         since_ms = None if since is None else instant_to_ms(since)
@@ -184,13 +230,12 @@ def test_history_query_shapes_agree_with_python_evaluation(store):
     for rid in (None, "h3"):
         for since in (None, "2026-02-01T00:00:00.003Z", "2026-02-01T00:00:01.000Z"):
             for after in (None, cursor):
-                got = [f"{v.id}/{v.vid}" for v in repo.history(TYPE, rid, since, after, 500)]
+                got = [f"{v.id}/{v.vid}" for v in versions.history(TYPE, rid, since, after, 500)]
                 assert got == reference(rid, since, after), (rid, since, after)
 
 
 def test_write_claims_each_version_once_and_current_never_goes_back(store):
-    ensure_schema(store, (TYPE,), {TYPE: []})
-    repo = ResourceRepository(store)
+    repo = _schema(store, (TYPE,), {TYPE: []}).versions
     rid = f"cas-{uuid.uuid4().hex[:8]}"
 
     def version(vid: int) -> StoredVersion:
@@ -208,7 +253,7 @@ def test_write_claims_each_version_once_and_current_never_goes_back(store):
 
 
 def test_exclusive_lock_serialises_holders_across_threads(store):
-    repo = ResourceRepository(store)
+    repo = open_store(store).locks
     inside, overlaps = [], []
 
     def hold(_: int) -> None:
@@ -229,7 +274,53 @@ def test_exclusive_lock_serialises_holders_across_threads(store):
 
 def test_expired_lock_of_a_dead_holder_is_taken_over(store):
     store["_locks"].insert_one({"_id": "contract-dead", "owner": "ghost", "expires": time.time() - 1})
-    repo = ResourceRepository(store)
+    repo = open_store(store).locks
     with repo.exclusive("contract-dead", wait_s=2):
         pass
     assert store["_locks"].find_one({"_id": "contract-dead"}) is None
+
+
+def test_transactions_are_isolated_and_all_or_nothing(store):
+    """8 threads x 10 read-increment transactions on one resource: every commit is its own version, no version
+    twice, none lost, and a transaction that loses leaves nothing (the embedded engine once let 23 commits end at
+    version 44). What transaction Bundles rely on."""
+    parts = _schema(store, (TYPE, f"{TYPE}Other"), {TYPE: [], f"{TYPE}Other": []})
+    rid = f"tx-{uuid.uuid4().hex[:8]}"
+    parts.versions.write(StoredVersion(TYPE, rid, 1, "2026-03-01T00:00:00.000Z", False, "PUT", "{}", {}))
+    committed: list[int] = []
+    lost: list[str] = []
+
+    def bump(thread: int) -> None:
+        for n in range(10):
+            current = parts.versions.read_current(TYPE, rid)
+            assert current is not None
+            other = f"{rid}-{thread}-{n}"
+            try:
+                parts.versions.write_all([
+                    StoredVersion(f"{TYPE}Other", other, 1, "2026-03-01T00:00:01.000Z", False, "POST", "{}", {}),
+                    StoredVersion(TYPE, rid, current.vid + 1, "2026-03-01T00:00:01.000Z", False, "PUT", "{}", {})])
+                committed.append(current.vid + 1)
+            except VersionConflict:
+                lost.append(other)
+
+    threads = [threading.Thread(target=bump, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = parts.versions.read_current(TYPE, rid)
+    assert final is not None and final.vid == 1 + len(committed)
+    assert sorted(committed) == list(range(2, 2 + len(committed)))
+    assert len(list(store[f"{TYPE}_history"].find({"rid": rid}))) == 1 + len(committed)
+    assert list(store[f"{TYPE}Other"].find({"_id": {"$in": lost}})) == []  # losers left nothing behind
+    assert committed and len(committed) + len(lost) == 80
+
+
+def test_or_plan_merges_branches_in_sort_order_with_limit(store, seeded):
+    """A filter with a top-level $or is run branch by branch; the merged page is the engine's own page."""
+    parts = open_store(store, indexed={f"{TYPE}Observation": frozenset({"sp.subject"})})
+    query = {"deleted": False, "$or": [{"sp.subject": {"$in": ["Patient/contract-p3"]}},
+                                       {"sp.subject": {"$in": ["Patient/contract-p4", "Patient/contract-p5"]}}]}
+    for sort in ([("_id", 1)], [("so.date", -1), ("_id", 1)], [("so.status", 1), ("_id", -1)]):
+        expected = [d["_id"] for d in store[f"{TYPE}Observation"].find(query).sort(sort).limit(7)]
+        assert [v.id for v, _ in parts.search.search(f"{TYPE}Observation", query, sort, 7)] == expected

@@ -133,7 +133,7 @@ def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: 
             card["suggestions"][0]["actions"] = [{"type": "delete", "description": "取消本次重复申请",
                                                   "resourceId": [f"ServiceRequest/{order['id']}"]}]
         cards.append(card)
-        ctx.repository.save_note(CDS_CARDS, {"_id": card_id, "service": service_id, "result": decision.result.reference,
+        ctx.store.notes.save(CDS_CARDS, {"_id": card_id, "service": service_id, "result": decision.result.reference,
                                              "requester": requester.reference if requester else None,
                                              "order": order.get("id"), "issued": time.time()})
         if record:
@@ -148,14 +148,14 @@ def _feedback(ctx: FhirContext, recognition: RecognitionService, service_id: str
     if not isinstance(items, list) or not items:
         raise bad_request("feedback must be a non-empty array.")
     for item in items:
-        card = ctx.repository.load_note(CDS_CARDS, str(item.get("card"))) if isinstance(item, dict) else None
+        card = ctx.store.notes.load(CDS_CARDS, str(item.get("card"))) if isinstance(item, dict) else None
         if card is None or card["service"] != service_id:
             raise bad_request(f"Unknown card {str(item.get('card') if isinstance(item, dict) else item)[:60]}.")
         outcome = item.get("outcome")
         if outcome not in ("accepted", "overridden"):
             raise bad_request("feedback outcome is accepted or overridden.")
         rtype, rid = card["result"].split("/", 1)
-        version = ctx.repository.read_current(rtype, rid)
+        version = ctx.store.versions.read_current(rtype, rid)
         if version is None or version.deleted:
             raise not_found(f"{card['result']} no longer exists.")
         requester = recognition.standing(ctx, card.get("requester"))

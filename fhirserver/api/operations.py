@@ -200,7 +200,7 @@ def blueprint(ctx: FhirContext, recognition: RecognitionService) -> Blueprint:
 def _stored(ctx: FhirContext, resource_type: str, rid: str) -> dict[str, Any]:
     check_type(resource_type)
     ctx.access.permit("r", resource_type)
-    version = ctx.repository.read_current(resource_type, rid)
+    version = ctx.store.versions.read_current(resource_type, rid)
     if version is None or version.deleted or version.text is None or not ctx.access.disclose([version]):
         raise not_found(f"{resource_type}/{rid[:64]} does not exist.")
     return loads(version.text)

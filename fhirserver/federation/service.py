@@ -56,7 +56,7 @@ class FederationService:
         """The first identifier of the patient in a cross-node identity system, as system|value."""
         if not patient_ref or not patient_ref.startswith("Patient/"):
             return None
-        version = ctx.repository.read_current("Patient", patient_ref.split("/", 1)[1])
+        version = ctx.store.versions.read_current("Patient", patient_ref.split("/", 1)[1])
         if version is None or version.text is None:
             return None
         identifiers = loads(version.text).get("identifier", [])

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from ..store.repository import StoredVersion
+from ..store.records import StoredVersion
 from ..store.timestamps import format_instant
 from .errors import bad_request
 from .versioning import etag

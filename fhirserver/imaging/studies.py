@@ -190,7 +190,7 @@ class StudyBuilder:
                                        "code": "dicom-wado-rs"},
                     "payloadType": [{"text": "DICOM"}], "payloadMimeType": ["application/dicom"],
                     "address": base_url.rsplit("/fhir", 1)[0] + "/dicomweb"}
-        current = ctx.repository.read_current("Endpoint", "dicomweb")
+        current = ctx.store.versions.read_current("Endpoint", "dicomweb")
         if current is None or current.deleted:
             update.update(ctx, "Endpoint", "dicomweb", endpoint, RequestInfo(base_url=base_url))
         return "Endpoint/dicomweb"

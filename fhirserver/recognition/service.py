@@ -18,8 +18,8 @@ from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
 from ..security.principal import acting_as_server
+from ..store.records import StoredVersion
 from ..store.registry_cache import RegistryCache
-from ..store.repository import StoredVersion
 from .catalog import RecognitionCatalog, province
 from .facts import RESULT_TYPES, ResultFacts, result_facts
 from .rules import Decision, EvaluationContext, describe, evaluate, moment
@@ -61,7 +61,7 @@ class RecognitionService:
     def requester(self, ctx: FhirContext, reference: str | None) -> Standing | None:
         """The requesting institution: an Organization, or the organization of a PractitionerRole."""
         if reference and reference.startswith("PractitionerRole/"):
-            role = ctx.repository.read_current("PractitionerRole", reference.split("/", 1)[1])
+            role = ctx.store.versions.read_current("PractitionerRole", reference.split("/", 1)[1])
             reference = (loads(role.text).get("organization") or {}).get("reference") if role and role.text else None
         return self.standing(ctx, reference)
 
@@ -95,7 +95,7 @@ class RecognitionService:
                   when: str | None, context: list[dict[str, Any]], mode: str) -> dict[str, Any]:
         if mode not in ("check", "accept"):
             raise bad_request("mode is check or accept.", "mode")
-        version = ctx.repository.read_current(resource_type, resource_id)
+        version = ctx.store.versions.read_current(resource_type, resource_id)
         if version is None or version.deleted or not ctx.access.disclose([version]):
             raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
         requester = self.requester(ctx, requester_ref)

@@ -50,7 +50,7 @@ def read_standing(ctx: FhirContext, catalog: RecognitionCatalog, reference: str)
     """The standing of Organization/<id> as stored now; None when the organization does not exist."""
     if not reference.startswith("Organization/"):
         return None
-    current = ctx.repository.read_current("Organization", reference.split("/", 1)[1])
+    current = ctx.store.versions.read_current("Organization", reference.split("/", 1)[1])
     if current is None or current.deleted or current.text is None:
         return None
     affiliations = [loads(v.text or "{}") for v in

@@ -50,13 +50,13 @@ def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None,
 
     def count(kind: str) -> tuple[int, float]:
         match = {"$and": [base, {index_field("type"): {"$in": [f"{event_system}|{kind}"]}}]}
-        rows = ctx.repository.aggregate("AuditEvent", [
+        rows = ctx.store.search.aggregate("AuditEvent", [
             {"$match": match}, {"$group": {"_id": None, "n": {"$sum": 1}, "saving": {"$sum": "$so.saving"}}}])
         return (int(rows[0]["n"]), float(rows[0]["saving"])) if rows else (0, 0.0)
 
     counts = {kind: count(kind) for kind in ("view", "duplicate-prompt", "recognition", "override")}
     recognized, saved = counts["recognition"]
-    by_reason = ctx.repository.aggregate("AuditEvent", [
+    by_reason = ctx.store.search.aggregate("AuditEvent", [
         {"$match": {"$and": [base, {index_field("type"): {"$in": [f"{event_system}|override"]}}]}},
         {"$unwind": f"${index_field('reason')}"},
         {"$group": {"_id": f"${index_field('reason')}", "n": {"$sum": 1}}}])

@@ -24,7 +24,7 @@ from ..fhir.interactions.search import find
 from ..fhir.json_format import dumps, loads
 from ..fhir.search.compartments import Compartments
 from ..store.indexes import index_field
-from ..store.repository import StoredVersion
+from ..store.records import StoredVersion
 from .consent import ConsentEvaluator, Requester
 from .principal import Principal, current
 from .scopes import grants
@@ -115,7 +115,7 @@ class PolicyAccess:
         if not self.is_patient_data(rtype) or p.break_glass:
             return True
         if version.deleted and version.vid > 1:  # a deletion is as visible as what it deleted
-            prior = self._ctx.repository.read_version(rtype, version.id, version.vid - 1)
+            prior = self._ctx.store.versions.read_version(rtype, version.id, version.vid - 1)
             version = prior if prior is not None else version
         patients = self.patients_of(version)
         if p.patient:
@@ -138,7 +138,7 @@ class PolicyAccess:
         """Owner references; a PractitionerRole stands for its organization (and its practitioner)."""
         owners = [v for v in version.sp.get(OWNER, []) if isinstance(v, str) and "/" in v]
         for ref in [o for o in owners if o.startswith("PractitionerRole/")]:
-            role = self._ctx.repository.read_current("PractitionerRole", ref.split("/", 1)[1])
+            role = self._ctx.store.versions.read_current("PractitionerRole", ref.split("/", 1)[1])
             if role is not None and role.text:
                 data = loads(role.text)
                 owners += [(data.get(k) or {}).get("reference", "") for k in ("organization", "practitioner")]

@@ -33,19 +33,14 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.writing import store_trusted
 from ..fhir.json_format import dumps, loads
+from ..store.audit_log import GENESIS, AuditLog
 
 log = logging.getLogger(__name__)
 
-CHAIN = "audit_chain"
-HEAD = "head"
-SPOOL = "audit_spool"
-GENESIS = "0" * 64
 SHIP_BATCH = 500
 LEASE_SECONDS = 10.0
 IDLE_LOOK_S = 1.0
@@ -121,8 +116,7 @@ class AuditTrail:
         self.ctx = ctx
         self.sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
         self.hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
-        self.chain = ctx.repository.database[CHAIN]
-        self.spooled = ctx.repository.database[SPOOL]
+        self.log: AuditLog = ctx.store.audit
         self.ship_interval_s = ship_interval_s
         self._ship_lock = threading.Lock()  # the shipper thread and a settling request share the process's lease
         self._spool = _GroupCommit(self._spool_pending)
@@ -143,9 +137,7 @@ class AuditTrail:
         self._wake.set()
 
     def _spool_pending(self, batch: list[_Pending]) -> None:
-        now = time.time()
-        self.spooled.insert_many([{"_id": item.event["id"], "at": now,
-                                   "text": dumps(item.event).decode("utf-8")} for item in batch], ordered=False)
+        self.log.spool([(item.event["id"], dumps(item.event).decode("utf-8")) for item in batch])
 
     # -- shipping: the lease holder chains the spool ---------------------------------------------------------
     def ship(self, known_waiting: bool = False) -> int:
@@ -156,25 +148,27 @@ class AuditTrail:
         with self._ship_lock:
             if not self._acquire():
                 return -1
-            waiting = list(self.spooled.find({}, sort=[("at", 1), ("_id", 1)], limit=SHIP_BATCH))
+            waiting = self.log.oldest(SHIP_BATCH)
             if not waiting:
                 return 0
             ids = [doc["_id"] for doc in waiting]
             chained: set[str] = set()
             if waiting[0]["at"] < time.time() - LEASE_SECONDS:
                 # old enough to be a batch that a crashed holder stored before it could empty the spool
-                chained = {doc["_id"] for doc in self.ctx.repository.database["AuditEvent"].find(
-                    {"_id": {"$in": ids}}, {"_id": 1})}
+                chained, claimed_only = self.log.stored(ids)
+                for event_id in claimed_only:  # its shipper died between the claim and the current document
+                    self.ctx.store.versions.roll_forward("AuditEvent", event_id)
+                chained |= claimed_only
             fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
             if fresh and not self._chain(fresh):
                 return -1  # the lease passed to another process while this one stalled: it ships them
-            self.spooled.delete_many({"_id": {"$in": ids}})
+            self.log.unspool(ids)
             return len(ids)
 
     def _chain(self, batch: list[dict[str, Any]]) -> bool:
         """Link the batch after the head and store it; False when this process no longer holds the lease."""
         for _ in range(2):  # the head as this process last moved it, then as stored (another holder moved it)
-            head = self._head or self.chain.find_one({"_id": HEAD}) or {}
+            head = self._head or self.log.head() or {}
             if head.get("holder") != self._holder:
                 return False
             sequence, digest = int(head.get("seq", 0)), head.get("hash", GENESIS)
@@ -187,9 +181,7 @@ class AuditTrail:
                 candidate["extension"].append({"url": self.hash_url, "valueString": digest})
                 events.append(candidate)
             # compare-and-set on the position *and* the holder: a holder whose lease lapsed cannot move the head
-            moved = self.chain.update_one({"_id": HEAD, "seq": head.get("seq", 0), "holder": self._holder},
-                                          {"$set": {"seq": sequence, "hash": digest}})
-            if moved.modified_count == 1:
+            if self.log.advance(self._holder, head.get("seq", 0), sequence, digest):
                 self._head = {**head, "seq": sequence, "hash": digest}
                 store_trusted(self.ctx, events)
                 return True
@@ -197,26 +189,16 @@ class AuditTrail:
         return False
 
     def _waiting(self) -> bool:
-        return self.spooled.find_one({}, {"_id": 1}) is not None
+        return self.log.waiting()
 
     def _acquire(self) -> bool:
-        """Take the lease, kept in the head document, when it is free, expired or already ours (then it is
-        renewed). One command: the upsert fails with a duplicate key while another process holds it."""
-        now = time.time()
-        try:
-            taken = self.chain.update_one(
-                {"_id": HEAD, "$or": [{"until": {"$lt": now}}, {"until": {"$exists": False}},
-                                      {"holder": self._holder}]},
-                {"$set": {"until": now + LEASE_SECONDS, "holder": self._holder},
-                 "$setOnInsert": {"seq": 0, "hash": GENESIS}}, upsert=True)
-        except DuplicateKeyError:
-            return False
-        return taken.matched_count == 1 or taken.upserted_id is not None
+        """Take (or renew) the lease kept in the head document."""
+        return self.log.acquire(self._holder, LEASE_SECONDS)
 
     def release(self) -> None:
         """Give the lease back (at exit), so another process ships without waiting for it to expire."""
         with contextlib.suppress(Exception):
-            self.chain.update_one({"_id": HEAD, "holder": self._holder}, {"$set": {"until": 0}})
+            self.log.release(self._holder)
 
     def _start_shipper(self) -> None:
         """One shipper thread per process, started by the first spooled event (after a fork, anew)."""
@@ -251,7 +233,7 @@ class AuditTrail:
         for the process holding the lease to. After the timeout, return anyway (a report is then a little behind)."""
         cutoff = time.time()
         deadline = time.monotonic() + timeout_s
-        while self.spooled.find_one({"at": {"$lte": cutoff}}, {"_id": 1}) is not None:
+        while self.log.waiting(spooled_by=cutoff):
             if time.monotonic() > deadline:
                 log.warning("audit events spooled before %s are not chained yet", cutoff)
                 return
@@ -259,26 +241,21 @@ class AuditTrail:
                 time.sleep(0.05)
 
 
-def pending(db: Database) -> int:
-    """How many events wait in the spool, not chained yet."""
-    return sum(1 for _ in db[SPOOL].find({}, {"_id": 1}))
-
-
-def verify(db: Database, canonical_base: str) -> Iterator[Problem]:
+def verify(audit_log: AuditLog, canonical_base: str) -> Iterator[Problem]:
     """Recompute the chain from the first event to the head; yield every break (an event changed, removed,
     duplicated or re-numbered, or the last ones cut off). Silence means the chain is intact."""
     sequence_url = f"{canonical_base}/StructureDefinition/hr-audit-sequence"
     hash_url = f"{canonical_base}/StructureDefinition/hr-audit-hash"
-    head = db[CHAIN].find_one({"_id": HEAD})
+    head = audit_log.head()
     if head is None:
         return
     chained: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-    for doc in db["AuditEvent"].find({"text": {"$regex": "hr-audit-sequence"}}, {"text": 1}):
-        event = loads(doc["text"])
+    for event_id, text in audit_log.chained("hr-audit-sequence"):
+        event = loads(text)
         position = next((e.get("valueInteger") for e in event.get("extension", []) if e.get("url") == sequence_url),
                         None)
         if isinstance(position, int):
-            chained.setdefault(position, []).append((doc["_id"], event))
+            chained.setdefault(position, []).append((event_id, event))
     previous = GENESIS
     for sequence in range(1, int(head["seq"]) + 1):
         found = chained.pop(sequence, [])

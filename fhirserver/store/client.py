@@ -1,7 +1,8 @@
 """Connecting to MongoDB (or the embedded engine) and creating collections and indexes at start-up.
 
-Collections are created up front: the embedded engine fails on a collection that does not exist
-yet where MongoDB would answer empty. Writes use w=majority on a replica set.
+The store needs a replica set (transaction Bundles are MongoDB multi-document transactions); the embedded
+engine is one (a single node). Writes use w=majority. Collections are created up front: a multi-document
+transaction cannot always create one, and start-up is the one moment without concurrent writers.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from pymongo.database import Database
 from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.write_concern import WriteConcern
 
-from .indexes import IndexSpec, collection_indexes
+from .indexes import IndexSpec
 
 
 @dataclass
 class StoreConnection:
     client: pymongo.MongoClient
     db: Database
-    replica_set: bool
 
     def close(self) -> None:
         self.client.close()
@@ -35,20 +35,27 @@ def connect(uri: str, db_name: str, timeout_ms: int = 10_000,
         connectTimeoutMS=timeout_ms, tz_aware=True, appname="fhirserver", event_listeners=listeners,
     )
     hello = client.admin.command("hello")
-    replica_set = bool(hello.get("setName"))
-    write_concern = WriteConcern(w="majority") if replica_set else WriteConcern(w=1)
-    return StoreConnection(client=client, db=client.get_database(db_name, write_concern=write_concern),
-                           replica_set=replica_set)
+    if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+        client.close()
+        raise NotAReplicaSet("the MongoDB at FHIRSERVER_MONGODB_URI is a standalone server; fhirserver needs a "
+                             "replica set (one member is enough) for its transactions: start mongod with "
+                             "--replSet and run rs.initiate()")
+    return StoreConnection(client=client, db=client.get_database(db_name, write_concern=WriteConcern(w="majority")))
 
 
-def ensure_schema(db: Database, resource_types: tuple[str, ...], indexed_parameters: dict[str, list[str]]) -> None:
-    """Create every collection and index the server uses; idempotent and safe to run concurrently."""
+class NotAReplicaSet(RuntimeError):
+    """The configured MongoDB cannot run multi-document transactions."""
+
+
+def ensure_schema(db: Database, specs: dict[str, list[IndexSpec]]) -> None:
+    """Create every collection and index the server uses (`indexes.collection_indexes`); idempotent and safe
+    to run concurrently."""
     existing = set(db.list_collection_names())
-    for name, specs in collection_indexes(resource_types, indexed_parameters).items():
+    for name, indexes in specs.items():
         if name not in existing:
             with contextlib.suppress(CollectionInvalid, OperationFailure):
                 db.create_collection(name)
-        _create_indexes(db, name, specs)
+        _create_indexes(db, name, indexes)
 
 
 def _create_indexes(db: Database, collection: str, specs: list[IndexSpec]) -> None:

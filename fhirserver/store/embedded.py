@@ -1,8 +1,11 @@
-"""The embedded MongoDB wire-protocol engine (nx-27017, MongoDB protocol over SQLite).
+"""The embedded MongoDB wire-protocol engine: SecantusDB (MongoDB semantics on WiredTiger, MongoDB's own
+storage engine), run as a child process over the wire.
 
-Started as a child process bound to 127.0.0.1 on a free port, data under <data-dir>/mongo, so the
-server talks to it through pymongo exactly as it would to MongoDB. The child is asked to die with
-its parent (Linux PR_SET_PDEATHSIG) so a killed server never leaves an orphan engine holding files.
+Started bound to 127.0.0.1 on a free port, data under <data-dir>/wiredtiger, so the server talks to it through
+pymongo exactly as it would to a MongoDB replica set (it answers as a single-node replica set: real
+multi-document transactions, multikey indexes, change streams). The project never imports the engine's code:
+SecantusDB is GPL-2.0-only beta software, launched as a separate program (docs/decisions/0008). The child is
+asked to die with its parent (Linux PR_SET_PDEATHSIG) so a killed server never leaves an orphan holding files.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import ctypes
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -24,8 +28,10 @@ from pymongo.errors import PyMongoError
 log = logging.getLogger(__name__)
 
 STATE_FILE = "embedded-mongo.json"
-# Same entry point as the `nx-27017` console script, but with this interpreter (no PATH lookup).
-_LAUNCH = "import sys; from nx_27017.nx_27017 import main; sys.argv[0] = 'nx-27017'; sys.exit(main())"
+ENGINE_FOLDER = "wiredtiger"
+CACHE_SIZE = "256M"  # WiredTiger cache of the embedded engine; production sizes MongoDB's own
+# Same entry point as the `secantusd-py` console script, but with this interpreter (no PATH lookup).
+_LAUNCH = "import sys; from secantus.cli import main; sys.argv[0] = 'secantusd-py'; sys.exit(main())"
 
 
 def _free_port() -> int:
@@ -46,37 +52,40 @@ class EmbeddedEngineError(RuntimeError):
 
 
 class EmbeddedEngine:
-    """Owns one nx-27017 child process; `start()` returns a MongoDB URI once the engine answers."""
+    """Owns one engine child process; `start()` returns a MongoDB URI once the engine answers."""
 
-    def __init__(self, data_dir: Path, startup_timeout: float = 30.0) -> None:
+    def __init__(self, data_dir: Path, startup_timeout: float = 60.0) -> None:
         self.data_dir = data_dir.resolve()
-        self.mongo_dir = self.data_dir / "mongo"
+        self.engine_dir = self.data_dir / ENGINE_FOLDER
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.uri: str | None = None
 
+    @property
+    def output_path(self) -> Path:
+        return self.data_dir / "engine.out"
+
     def start(self) -> str:
-        self.mongo_dir.mkdir(parents=True, exist_ok=True)
+        self.engine_dir.parent.mkdir(parents=True, exist_ok=True)
         port = _free_port()
-        log_file = self.mongo_dir / "engine.log"
         command = [
             sys.executable, "-c", _LAUNCH,
             "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(self.mongo_dir),
-            "--log-file", str(log_file),
-            "--pid-file", str(self.mongo_dir / "engine.pid"),
+            "--storage-path", str(self.engine_dir),
+            "--cache-size", CACHE_SIZE, "--log-level", "WARNING",
         ]
-        with (self.mongo_dir / "engine.out").open("ab") as out:
+        with self.output_path.open("ab") as out:
             self.process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, close_fds=True,
+                preexec_fn=_die_with_parent, close_fds=True, cwd=self.data_dir,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self.uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
         self._wait_until_ready()
         (self.data_dir / STATE_FILE).write_text(
             json.dumps({"uri": self.uri, "pid": self.process.pid}), encoding="utf-8")
-        log.info("embedded MongoDB engine (nx-27017) pid %s at %s, data in %s",
-                 self.process.pid, self.uri, self.mongo_dir)
+        log.info("embedded MongoDB engine (SecantusDB) pid %s at %s, data in %s",
+                 self.process.pid, self.uri, self.engine_dir)
         return self.uri
 
     def _wait_until_ready(self) -> None:
@@ -88,7 +97,7 @@ class EmbeddedEngine:
                 if self.process.poll() is not None:
                     raise EmbeddedEngineError(
                         f"the embedded engine exited with code {self.process.returncode}; "
-                        f"see {self.mongo_dir / 'engine.out'}")
+                        f"see {self.output_path}")
                 try:
                     client.admin.command("ping")
                     return
@@ -99,8 +108,8 @@ class EmbeddedEngine:
         self.stop()
         raise EmbeddedEngineError(f"the embedded engine did not answer within {self.startup_timeout:.0f}s")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, wait, then SIGKILL: SQLite's WAL keeps committed data either way."""
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (WiredTiger checkpoints and closes), wait, then SIGKILL: its log keeps committed data either way."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return

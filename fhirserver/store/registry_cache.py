@@ -1,5 +1,5 @@
 """Values derived from registry resources (Organization, OrganizationAffiliation, PractitionerRole, Endpoint),
-cached per process and still never stale: the repository counts every change to those types in one document,
+cached per process and still never stale: the store counts every change to those types in one document,
 and a cached value is used only while that count has not moved (one primary-key read instead of the searches
 that built it). A maximum age bounds what a process could keep if a writer died between its write and its count.
 """
@@ -11,21 +11,21 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from .repository import ResourceRepository
+from .locks import ChangeCounter
 
 T = TypeVar("T")
 MAX_ENTRIES = 10_000
 
 
 class RegistryCache:
-    def __init__(self, repository: ResourceRepository, max_age_s: float = 60.0) -> None:
-        self._repository = repository
+    def __init__(self, changes: ChangeCounter, max_age_s: float = 60.0) -> None:
+        self._changes = changes
         self._max_age_s = max_age_s
         self._entries: dict[Hashable, tuple[int, float, Any]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        generation = self._repository.registry_generation()
+        generation = self._changes.generation()
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(key)

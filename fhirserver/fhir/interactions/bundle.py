@@ -2,10 +2,10 @@
 
 A transaction is all-or-nothing. Everything that can fail is done before the first write: ids are
 resolved (conditional create/update/delete, urn:uuid fullUrls, conditional references such as
-Patient?identifier=...), every resource is validated and every If-Match checked. Transactions are
-serialised with each other; the writes then go through ResourceRepository.write_all, which uses a
-MongoDB transaction on a replica set and a recovery journal on the embedded engine. Entries are
-processed in the FHIR order DELETE, POST, PUT/PATCH, then GET against the new state.
+Patient?identifier=...), every resource is validated and every If-Match checked. Transactions that write
+the same resource (or the same conditional criteria) take turns under named locks; the writes then go into
+one MongoDB multi-document transaction (store/versions.py `write_all`). Entries are processed in the FHIR
+order DELETE, POST, PUT/PATCH, then GET against the new state.
 A batch runs each entry on its own and reports each outcome.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ...store.repository import LockTimeout, StoredVersion, VersionConflict
+from ...store.records import LockTimeout, StoredVersion, VersionConflict
 from ..bundles import raw_resource
 from ..errors import FhirError, Issue, bad_request, operation_outcome
 from ..json_format import loads
@@ -28,10 +28,9 @@ from ..versioning import etag, next_timestamp, parse_etag
 from . import create, delete, patch, read, search, update
 from .context import FhirContext, RequestInfo, Result
 from .search import matching_filter, visible_filter
-from .writing import PreparedResource, after_write, deletion
+from .writing import PreparedResource, after_write, deletion, partitioned
 
 # A journal older than this belongs to a crashed process (a 10,000-entry transaction commits in well under it).
-RECOVER_AFTER_S = 600
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
 
@@ -183,20 +182,18 @@ def _get(ctx: FhirContext, entry: Entry, info: RequestInfo) -> Result:
 
 # -- transaction ----------------------------------------------------------------------------------------
 def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, prefer_return: str) -> Result:
-    tx = str(uuid.uuid4())
     try:
-        ctx.repository.recover(older_than_s=RECOVER_AFTER_S)  # a crashed worker's half-written transaction
         writes = sorted((e for e in entries if e.method != "GET"), key=lambda e: (ORDER[e.method], e.index))
         # The same criteria locks as single conditional requests take (a concurrent POST If-None-Exist cannot
         # create a twin), and one per resource named by id, so two transactions never write the same resource
         # at once while transactions on different resources run side by side. All taken together.
         keys = {_criteria_lock(e) for e in writes} | {f"write:{e.resource_type}/{e.resource_id}"
                                                        for e in writes if e.resource_id}
-        with ctx.repository.exclusive(*(k for k in keys if k), wait_s=60):
+        with ctx.store.locks.exclusive(*(k for k in keys if k), wait_s=60):
             references = _resolve_targets(ctx, writes)
-            versions = _prepare(ctx, writes, references, tx)
+            versions = _prepare(ctx, writes, references)
             try:
-                ctx.repository.write_all(versions, tx)
+                ctx.store.versions.write_all(versions)
             except VersionConflict:
                 raise FhirError.of(409, "conflict", "A resource in the transaction was changed by another "
                                                     "request during the commit; nothing was written. Retry.") from None
@@ -285,7 +282,7 @@ def _matches(ctx: FhirContext, resource_type: str, criteria: str) -> list[Stored
     if not query.criteria:
         raise bad_request("Conditional criteria must contain at least one search parameter.")
     query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
-    return ctx.repository.find_current(resource_type, query_filter, 2)
+    return ctx.store.search.find_current(resource_type, query_filter, 2)
 
 
 def _rewrite_references(ctx: FhirContext, node: Any, references: dict[str, str], index: int) -> Any:
@@ -323,19 +320,19 @@ def _conditional_reference(ctx: FhirContext, ref: str, references: dict[str, str
     return f"{rtype}/{matches[0].id}"
 
 
-def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str], tx: str) -> list[StoredVersion]:
+def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str]) -> list[StoredVersion]:
     versions: list[StoredVersion] = []
     wanted: dict[str, list[str]] = {}
     for entry in writes:  # a POST with a fresh server id has no current version: no need to read it
         if entry.target_id and not (entry.method == "POST" and entry.created):
             wanted.setdefault(entry.resource_type, []).append(entry.target_id)
     currents = {(rtype, rid): version for rtype, ids in wanted.items()
-                for rid, version in ctx.repository.read_current_many(rtype, ids).items()}
+                for rid, version in ctx.store.versions.read_current_many(rtype, ids).items()}
     for entry in writes:
         if entry.noop is not None or entry.missing:
             continue
         try:
-            version = _prepare_one(ctx, entry, references, tx, currents.get((entry.resource_type, entry.target_id)))
+            version = _prepare_one(ctx, entry, references, currents.get((entry.resource_type, entry.target_id)))
         except FhirError as error:
             raise _entry_error(entry.index, error) from None
         if version is not None:
@@ -344,17 +341,17 @@ def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str], 
     return versions
 
 
-def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: str,
+def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str],
                  current: StoredVersion | None) -> StoredVersion | None:
     assert entry.target_id is not None
     ctx.access.permit(METHOD_PERMISSION.get(entry.method, "r"), entry.resource_type)
-    version = _version_of(ctx, entry, references, tx, current)
+    version = _version_of(ctx, entry, references, current)
     if version is not None:
         ctx.access.check_write(version, current)
     return version
 
 
-def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: str,
+def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str],
                 current: StoredVersion | None) -> StoredVersion | None:
     assert entry.target_id is not None
     current_vid = current.vid if current else 0
@@ -367,9 +364,9 @@ def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: 
             entry.noop = current
             entry.missing = current is None
             return None
-        return _marked(deletion(entry.resource_type, entry.target_id, vid, ts), tx)
+        return partitioned(ctx, deletion(entry.resource_type, entry.target_id, vid, ts), current)
     if entry.method == "PATCH":
-        return _marked(_patched(ctx, entry, current, vid, ts), tx)
+        return partitioned(ctx, _patched(ctx, entry, current, vid, ts), current)
     resource = dict(entry.resource or {})
     if entry.method == "PUT" and entry.resource_id and resource.get("id") != entry.resource_id:
         raise bad_request(f"The resource id ('{str(resource.get('id'))[:64]}') differs from the url's "
@@ -377,7 +374,7 @@ def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str], tx: 
     resource = _rewrite_references(ctx, resource, references, entry.index)
     entry.created = current is None or current.deleted
     prepared = PreparedResource(ctx, resource, entry.target_id)
-    return _marked(prepared.version(vid, ts, entry.method), tx)
+    return partitioned(ctx, prepared.version(vid, ts, entry.method), current)
 
 
 def _patched(ctx: FhirContext, entry: Entry, current: StoredVersion | None, vid: int, ts: str) -> StoredVersion:
@@ -386,10 +383,6 @@ def _patched(ctx: FhirContext, entry: Entry, current: StoredVersion | None, vid:
                                                                          f"does not exist or was deleted.")
     operations = patch.check_patch_document(entry.resource)
     return patch.apply_patch(ctx, current, operations).version(vid, ts, "PATCH")
-
-
-def _marked(version: StoredVersion, tx: str) -> StoredVersion:
-    return StoredVersion(**{**version.__dict__, "tx": tx})
 
 
 def _write_result(entry: Entry) -> Result:

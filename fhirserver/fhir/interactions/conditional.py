@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qsl
 
-from ...store.repository import LockTimeout, StoredVersion
+from ...store.records import LockTimeout, StoredVersion
 from ..errors import FhirError, bad_request
 from ..search.query import criteria_key
 from .context import FhirContext
@@ -38,12 +38,12 @@ def matching(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]])
     if not query.criteria:
         raise bad_request("Conditional criteria must contain at least one search parameter.")
     try:
-        with ctx.repository.exclusive("conditional:" + criteria_key(resource_type, pairs)):
+        with ctx.store.locks.exclusive("conditional:" + criteria_key(resource_type, pairs)):
             # Inside the lock: building the filter may read the store (chains, the lookup index), and what
             # it reads must include every write that finished before the lock was granted.
             # Only what the caller may see: a conditional write never reveals, or touches, a hidden resource.
             query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
-            yield ctx.repository.find_current(resource_type, query_filter, limit=2)
+            yield ctx.store.search.find_current(resource_type, query_filter, limit=2)
     except LockTimeout:
         raise FhirError.of(503, "transient", "Another conditional write with the same criteria is still "
                                              "running; retry shortly.") from None

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ...config import Settings
-from ...store.repository import ResourceRepository, StoredVersion
+from ...store.records import StoredVersion
+from ...store.store import Store
 from ...terminology.enrich import ItemCoder
 from ...terminology.service import TerminologyService
 from ..profiles import ProfileValidator
@@ -56,7 +57,7 @@ class OpenAccess:
 @dataclass(frozen=True)
 class FhirContext:
     settings: Settings
-    repository: ResourceRepository
+    store: Store
     validator: ResourceValidator
     registry: SearchParameterRegistry
     indexer: ResourceIndexer

@@ -7,7 +7,7 @@ succeeds without writing anything, as the spec asks (delete is idempotent).
 
 from __future__ import annotations
 
-from ...store.repository import StoredVersion
+from ...store.records import StoredVersion
 from ..validation import is_valid_id
 from ..versioning import parse_etag
 from .conditional import matching, too_many

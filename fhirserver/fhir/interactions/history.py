@@ -6,7 +6,7 @@ correct while new versions arrive (they land before the first page, never shift 
 
 from __future__ import annotations
 
-from ...store.repository import HistoryCursor
+from ...store.records import HistoryCursor
 from ..bundles import decode_cursor, encode_cursor, new_bundle, page_url, version_entry
 from ..errors import FhirError, Issue, not_found
 from ..validation import is_valid_id
@@ -33,7 +33,7 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
     ctx.access.permit("r" if resource_id is not None else "s", resource_type)
     if resource_id is not None and (
             not is_valid_id(resource_id) or not ctx.access.disclose(
-                [v for v in [ctx.repository.read_current(resource_type, resource_id)] if v is not None])):
+                [v for v in [ctx.store.versions.read_current(resource_type, resource_id)] if v is not None])):
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
     since = parse_search_instant(params["_since"], "_since") if "_since" in params else None
     count = page_size(params.get("_count"), ctx.settings)
@@ -41,7 +41,7 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
     if params.get("_page"):
         cursor = decode_cursor(params["_page"], {"ts": _is_text, "key": _is_text})
         after = HistoryCursor(ts=cursor["ts"], key=cursor["key"])
-    versions = ctx.repository.history(resource_type, resource_id, since, after, count + 1) if count else []
+    versions = ctx.store.versions.history(resource_type, resource_id, since, after, count + 1) if count else []
 
     path = f"{resource_type}/{resource_id}/_history" if resource_id else f"{resource_type}/_history"
     keep = [(k, v) for k, v in request.query if k in ("_since", "_count", "_format", "_pretty")]

@@ -11,7 +11,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from ...store.repository import StoredVersion
+from ...store.records import StoredVersion
 from ..errors import FhirError, bad_request, gone, not_found
 from ..json_format import loads
 from ..validation import is_valid_id

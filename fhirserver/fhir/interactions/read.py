@@ -13,7 +13,7 @@ from .writing import check_type
 def read(ctx: FhirContext, resource_type: str, resource_id: str, request: RequestInfo) -> Result:
     check_type(resource_type)
     ctx.access.permit("r", resource_type)
-    stored = ctx.repository.read_current(resource_type, resource_id) if is_valid_id(resource_id) else None
+    stored = ctx.store.versions.read_current(resource_type, resource_id) if is_valid_id(resource_id) else None
     shown = ctx.access.disclose([stored]) if stored is not None else []
     if not shown:
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
@@ -48,7 +48,7 @@ def vread(ctx: FhirContext, resource_type: str, resource_id: str, version_id: st
     ctx.access.permit("r", resource_type)
     if not (is_valid_id(resource_id) and version_id.isdigit() and len(version_id) <= 12):
         raise not_found(f"{resource_type}/{resource_id[:64]}/_history/{version_id[:20]} does not exist.")
-    stored = ctx.repository.read_version(resource_type, resource_id, int(version_id))
+    stored = ctx.store.versions.read_version(resource_type, resource_id, int(version_id))
     shown = ctx.access.disclose([stored]) if stored is not None else []
     if not shown:
         raise not_found(f"{resource_type}/{resource_id}/_history/{version_id} does not exist.")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...store.filters import all_of
 from ...store.indexes import field_name, index_field
-from ...store.lookup import DATE_FIELDS, LOOKUP_FIELDS
-from ...store.repository import StoredVersion
+from ...store.records import StoredVersion
 from ..bundles import decode_cursor, encode_cursor, new_bundle, page_url, raw_resource
 from ..errors import FhirError, bad_request, operation_outcome
 from ..json_format import loads
@@ -26,7 +26,6 @@ from .writing import check_type
 CHAIN_LIMIT = 1000      # ids a chained or _has sub-query may produce before we ask for a narrower query
 INCLUDE_LIMIT = 1000    # resources _include/_revinclude may add to one page
 ITERATE_ROUNDS = 3
-SELECTIVE = 200         # lookup candidates few enough to stop consulting further lookup keys
 
 
 def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
@@ -42,10 +41,10 @@ def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
 
     bundle = new_bundle("searchset", page_url(request.base_url, path, list(request.query)))
     if query.summary == "count":
-        bundle["total"] = ctx.repository.count(resource_type, query_filter)
+        bundle["total"] = ctx.store.search.count(resource_type, query_filter)
         return Result(status=200, body=bundle)
     if query.total in ("accurate", "estimate"):
-        bundle["total"] = ctx.repository.count(resource_type, query_filter)
+        bundle["total"] = ctx.store.search.count(resource_type, query_filter)
 
     sort = [(("_id" if code == "_id" else f"so.{field_name(code)}"), direction, kind)
             for code, kind, direction in query.sort]
@@ -70,66 +69,15 @@ def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
 
 
 def matching_filter(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) -> dict[str, Any]:
-    """The MongoDB filter for criteria, after resolving chains and _has (also used by conditional writes).
-    With the embedded engine's lookup index, exact token/reference criteria first narrow it to candidate
-    ids (store/lookup.py); the full filter still decides, so the answer is the same either way."""
-    resolved = _resolve(ctx, resource_type, criteria)
-    clauses = [ctx.planner.clause(c) for c in resolved]
-    planned = ctx.planner.combine(clauses)
-    lookup = ctx.repository.lookup
-    if lookup is None:
-        return planned
-    eligible: list[tuple[str, list[str]]] = []
-    for criterion, clause in zip(resolved, clauses, strict=True):
-        (field, condition), = clause.items() if len(clause) == 1 else ((None, None),)
-        code = field[3:] if isinstance(field, str) and field.startswith("sp.") else None
-        if code not in LOOKUP_FIELDS or set(condition) != {"$in"} or criterion.modifier not in (None, *SUPPORTED_TYPES):
-            continue
-        eligible.append((code, [str(v) for v in condition["$in"]]))
-    # Most selective keys first (LOOKUP_FIELDS order: identifier, patient, ...); once the candidates are few,
-    # the filter decides the rest: a broad key (a common code) would only read thousands of keys for nothing.
-    eligible.sort(key=lambda pair: LOOKUP_FIELDS.index(pair[0]))
-    narrowed: set[str] | None = None
-    for code, values in eligible:
-        if narrowed is not None and len(narrowed) <= SELECTIVE:
-            break
-        found = lookup.candidates(resource_type, code, values)
-        if found is not None:
-            narrowed = found if narrowed is None else narrowed & found
-    if narrowed is None or len(narrowed) > SELECTIVE:
-        for code, (lo, hi) in _date_windows(ctx, resolved).items():
-            found = lookup.date_candidates(resource_type, code, lo, hi)
-            if found is not None:
-                narrowed = found if narrowed is None else narrowed & found
-    if narrowed is None:
-        return planned
-    return {"$and": [{"_id": {"$in": sorted(narrowed)}}, planned]}
-
-
-def _date_windows(ctx: FhirContext, criteria: list[Criterion]) -> dict[str, tuple[float, float]]:
-    """Per keyed date parameter, the interval every match meets: the intersection of its criteria's intervals
-    (each criterion's values are OR-ed: their hull). Sound because a resource's keys cover the hull of its
-    dates, and intervals that meet pairwise meet together (Helly, in one dimension); criteria without an
-    interval (ap, ne) are left to the filter."""
-    windows: dict[str, tuple[float, float]] = {}
-    for c in criteria:
-        if c.code not in DATE_FIELDS or c.type != "date" or c.modifier or c.chain or c.has is not None:
-            continue
-        intervals = [ctx.planner.date_interval(v) for v in c.values]
-        if not intervals or any(i is None for i in intervals):
-            continue
-        lo = min(i[0] for i in intervals if i)
-        hi = max(i[1] for i in intervals if i)
-        current = windows.get(c.code, (lo, hi))
-        windows[c.code] = (max(current[0], lo), min(current[1], hi))
-    return {code: w for code, w in windows.items() if w[1] > w[0]}
+    """The MongoDB filter for criteria, after resolving chains and _has (also used by conditional writes)."""
+    return ctx.planner.plan(_resolve(ctx, resource_type, criteria))
 
 
 def visible_filter(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any]) -> dict[str, Any]:
     """The filter restricted to what the caller may see (security/access.py), so totals, chains and _has
     never reveal resources the caller cannot read."""
     restriction = ctx.access.search_filter(resource_type)
-    return query_filter if restriction is None else {"$and": [query_filter, restriction]}
+    return query_filter if restriction is None else all_of(query_filter, restriction)
 
 
 def _resolve(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) -> list[Criterion]:
@@ -138,14 +86,14 @@ def _resolve(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) ->
         if c.has is not None:
             source, ref_code = c.has
             inner = visible_filter(ctx, source, matching_filter(ctx, source, list(c.chain)))
-            values = ctx.repository.index_values(source, inner, index_field(ref_code), CHAIN_LIMIT * 4)
+            values = ctx.store.search.index_values(source, inner, index_field(ref_code), CHAIN_LIMIT * 4)
             ids = {v.split("/", 1)[1] for v in values if isinstance(v, str) and v.startswith(f"{resource_type}/")}
             resolved.append(Criterion("_id", "token", None, tuple(sorted(ids)), c.name))
         elif c.chain:
             refs: list[str] = []
             for inner_criterion, target in zip(c.chain, c.target_types, strict=True):
                 inner = visible_filter(ctx, target, matching_filter(ctx, target, [inner_criterion]))
-                found = ctx.repository.find_current(target, inner, CHAIN_LIMIT + 1)
+                found = ctx.store.search.find_current(target, inner, CHAIN_LIMIT + 1)
                 if len(found) > CHAIN_LIMIT:
                     raise FhirError.of(400, "too-costly", f"'{c.name}' matches more than {CHAIN_LIMIT} {target} "
                                                           f"resources; narrow the chained criteria.", c.name)
@@ -168,7 +116,7 @@ def _in_compartment(ctx: FhirContext, resource_type: str, compartment: tuple[str
     reference = f"{kind}/{owner}"
     member = {"$or": [{index_field(p): {"$in": [reference]}} for p in params]} if len(params) > 1 \
         else {index_field(params[0]): {"$in": [reference]}}
-    return {"$and": [query_filter, member]}, f"{kind}/{owner}/{resource_type}"
+    return all_of(query_filter, member), f"{kind}/{owner}/{resource_type}"
 
 
 # -- paging ----------------------------------------------------------------------------------------
@@ -187,8 +135,7 @@ def _keyset(sort: list[tuple[str, int, str]], values: list[Any], forward: bool) 
     alternatives = []
     for i, (field, direction, _) in enumerate(sort):
         op = "$gt" if (direction == 1) == forward else "$lt"
-        clause = [{sort[j][0]: values[j]} for j in range(i)] + [{field: {op: values[i]}}]
-        alternatives.append(clause[0] if len(clause) == 1 else {"$and": clause})
+        alternatives.append(all_of(*[{sort[j][0]: values[j]} for j in range(i)], {field: {op: values[i]}}))
     return alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}
 
 
@@ -203,15 +150,15 @@ def _page(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any], so
         return [], None, None
     mongo_sort = [(field, direction) for field, direction, _ in sort]
     if page is None:
-        rows = ctx.repository.search(resource_type, query_filter, mongo_sort, count + 1)
+        rows = ctx.store.search.search(resource_type, query_filter, mongo_sort, count + 1)
         more_after, more_before = len(rows) > count, False
         rows = rows[:count]
     else:
         values, direction = _read_token(page, len(sort))
         forward = direction == "n"
-        bounded = {"$and": [query_filter, _keyset(sort, values, forward)]}
+        bounded = all_of(query_filter, _keyset(sort, values, forward))
         order = mongo_sort if forward else [(f, -d) for f, d in mongo_sort]
-        rows = ctx.repository.search(resource_type, bounded, order, count + 1)
+        rows = ctx.store.search.search(resource_type, bounded, order, count + 1)
         if forward:
             more_after, more_before = len(rows) > count, True
             rows = rows[:count]
@@ -262,7 +209,7 @@ def _include(ctx: FhirContext, frontier: list[StoredVersion], include: Include) 
     ids = [v.id for v in frontier if v.resource_type == include.source]
     if not ids:
         return []
-    values = ctx.repository.index_values(include.source, {"_id": {"$in": ids}}, index_field(include.parameter),
+    values = ctx.store.search.index_values(include.source, {"_id": {"$in": ids}}, index_field(include.parameter),
                                          INCLUDE_LIMIT * 4)
     by_type: dict[str, set[str]] = {}
     for value in values:
@@ -272,7 +219,7 @@ def _include(ctx: FhirContext, frontier: list[StoredVersion], include: Include) 
                 by_type.setdefault(rtype, set()).add(rid)
     found: list[StoredVersion] = []
     for rtype, rids in by_type.items():
-        found += ctx.repository.find_current(rtype, {"$and": [LIVE, {"_id": {"$in": sorted(rids)}}]}, INCLUDE_LIMIT)
+        found += ctx.store.search.find_current(rtype, all_of({"_id": {"$in": sorted(rids)}}, LIVE), INCLUDE_LIMIT)
     return found
 
 
@@ -281,11 +228,11 @@ def _revinclude(ctx: FhirContext, frontier: list[StoredVersion], include: Includ
             if include.target is None or v.resource_type == include.target]
     if not refs:
         return []
-    return ctx.repository.find_current(
-        include.source, {"$and": [LIVE, {index_field(include.parameter): {"$in": refs}}]}, INCLUDE_LIMIT)
+    return ctx.store.search.find_current(
+        include.source, all_of(LIVE, {index_field(include.parameter): {"$in": refs}}), INCLUDE_LIMIT)
 
 
 def find(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]], limit: int) -> list[StoredVersion]:
     """Current resources matching search criteria, for domain services (same parser and planner as HTTP)."""
     query = ctx.parser.parse(resource_type, pairs, criteria_only=True)
-    return ctx.repository.find_current(resource_type, matching_filter(ctx, resource_type, query.criteria), limit)
+    return ctx.store.search.find_current(resource_type, matching_filter(ctx, resource_type, query.criteria), limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ...store.repository import StoredVersion
+from ...store.records import StoredVersion
 from ..errors import bad_request
 from ..versioning import parse_etag
 from .conditional import matching, too_many

@@ -1,6 +1,6 @@
 """The one write path shared by create, update, patch and delete.
 
-Validates and indexes a resource once, then claims the next version with the repository's
+Validates and indexes a resource once, then claims the next version with the store's
 compare-and-set, retrying (or failing with 412 when the client named a version) on conflict.
 """
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from ...store.repository import StoredVersion, VersionConflict
+from ...store.indexes import field_name
+from ...store.records import StoredVersion, VersionConflict, partition_key
 from ..errors import FhirError, bad_request, precondition_failed
 from ..json_format import dumps, loads
 from ..resource_types import is_supported
@@ -95,6 +97,24 @@ class PreparedResource:
                              sp={**self.index["sp"], **stamped["sp"]}, so={**self.index["so"], **stamped["so"]})
 
 
+def partitioned(ctx: FhirContext, version: StoredVersion | None, current: StoredVersion | None) -> StoredVersion | None:
+    """The version with its partition key `pk` (the shard key): kept from the resource's earlier versions, else
+    the patient it belongs to (a Patient itself, or the first Patient its compartment parameters reference).
+    Set once and never changed, so all versions of a resource stay on one shard. None for non-patient data."""
+    if version is None:
+        return None
+    if current is not None and current.pk is not None:
+        return replace(version, pk=current.pk)
+    if version.resource_type == "Patient":
+        return replace(version, pk=partition_key(f"Patient/{version.id}"))
+    for code in ctx.compartments.parameters("Patient", version.resource_type):
+        patients = sorted(v for v in version.sp.get(field_name(code), []) if isinstance(v, str)
+                          and v.startswith("Patient/") and v.count("/") == 1)
+        if patients:
+            return replace(version, pk=partition_key(patients[0]))
+    return version
+
+
 def after_write(ctx: FhirContext, version: StoredVersion | None) -> None:
     """Run the after-write hooks for a stored version (not for deletions)."""
     if version is None or version.deleted or version.text is None or not ctx.after_write:
@@ -122,23 +142,24 @@ def commit(
     Without it, a lost race re-reads and tries again, so concurrent updates are serialised, not lost.
     Returns (previous current version, written version).
     """
-    repo = ctx.repository
+    versions = ctx.store.versions
     for _ in range(MAX_ATTEMPTS):
-        current = repo.read_current(resource_type, resource_id)
+        current = versions.read_current(resource_type, resource_id)
         current_vid = current.vid if current else 0
         if expected_vid is not None and expected_vid != current_vid:
             raise precondition_failed(
                 f"If-Match names version {expected_vid} but the current version of {resource_type}/"
                 f"{resource_id} is {current_vid if current else 'none (it does not exist)'}.")
-        version = make_version(current, current_vid + 1, next_timestamp(current.last_updated if current else None))
+        version = partitioned(ctx, make_version(current, current_vid + 1,
+                                                next_timestamp(current.last_updated if current else None)), current)
         if version is None:
             return current, None
         ctx.access.check_write(version, current)
         try:
-            repo.write(version)
+            versions.write(version)
             return current, version
         except VersionConflict:
-            repo.roll_forward(resource_type, resource_id)
+            versions.roll_forward(resource_type, resource_id)
             if expected_vid is not None:
                 raise precondition_failed(
                     f"{resource_type}/{resource_id} was changed by another request after version "
@@ -155,8 +176,9 @@ def store_trusted(ctx: FhirContext, resources: list[dict[str, Any]]) -> list[Sto
         resource_id = resource.get("id") or str(uuid.uuid4())
         final = stamp(resource, resource_id, 1, next_timestamp(None))
         index = ctx.indexer.index(final)
-        versions.append(StoredVersion(resource_type=final["resourceType"], id=resource_id, vid=1,
-                                      last_updated=final["meta"]["lastUpdated"], deleted=False, method="POST",
-                                      text=dumps(final).decode("utf-8"), sp=index["sp"], so=index["so"]))
-    ctx.repository.write_new(versions)
+        version = StoredVersion(resource_type=final["resourceType"], id=resource_id, vid=1,
+                                last_updated=final["meta"]["lastUpdated"], deleted=False, method="POST",
+                                text=dumps(final).decode("utf-8"), sp=index["sp"], so=index["so"])
+        versions.append(partitioned(ctx, version, None) or version)
+    ctx.store.versions.write_new(versions)
     return versions

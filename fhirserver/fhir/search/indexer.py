@@ -4,6 +4,7 @@ Stored in the same document as the resource (one write, so resource and index ne
   sp.<field>            what queries match (see planner.py for the query shape of each type)
   sp.<field>__text      token :text        sp.<field>__exact     string :exact
   sp.<field>__identifier  reference :identifier   sp.identifier__type  identifier :of-type
+  sp.<field>__b         date parameters in BUCKETED_DATES: the 30-day buckets of the hull of their values
   so.<field>            one scalar per parameter for _sort (missing values sort first)
 Shapes by parameter type:
   token      ["system|code", "code", "|code" (no system)]      reference ["Type/id", "id", absolute URL]
@@ -20,14 +21,16 @@ from datetime import timezone
 from decimal import Decimal
 from typing import Any
 
-from ...store.indexes import field_name
+from ...store.indexes import BUCKET_SUFFIX, field_name
 from ..resource_types import SUPPORTED_TYPES
 from .parameters import SearchParameter, SearchParameterRegistry
-from .values import MAX_MS, MIN_MS, ValueFormatError, date_range, normalize_text
+from .values import MAX_MS, MIN_MS, ValueFormatError, date_range, hull_buckets, normalize_text
 
 INDEXABLE_TYPES = frozenset({"token", "reference", "date", "string", "number", "quantity", "uri", "composite"})
 # Parameters that also get a MongoDB index (all parameters are stored; each index costs every write).
-DATABASE_INDEXED = ("identifier", "patient", "subject", "code", "date")
+DATABASE_INDEXED = ("identifier", "patient", "subject", "code", "item", "date")
+# Date parameters also stored as 30-day bucket keys (sp.<field>__b), the field their index is on.
+BUCKETED_DATES = frozenset({"date"})
 _REFERENCE = re.compile(r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})"
                         r"(?:/_history/[A-Za-z0-9\-.]+)?$")
 _SORT_EMPTY_NUMBER = float(MIN_MS)
@@ -175,6 +178,8 @@ class ResourceIndexer:
             for suffix, values in fields.items():
                 if values:
                     sp[name + suffix] = values
+            if code in BUCKETED_DATES and parameter.type == "date" and fields.get(""):
+                sp[name + BUCKET_SUFFIX] = hull_buckets(fields[""])
             if parameter.type != "composite":
                 values = fields.get("")
                 so[name] = self._sort_key(parameter.type, values) if values else sort_default(parameter.type)

@@ -1,11 +1,15 @@
 """Planning parsed criteria into a MongoDB filter: a pure function over the index fields.
 
-Only these shapes are emitted, each proven on MongoDB and on the embedded engine by
-tests/test_store_contract.py (the engine answers some other valid shapes wrongly):
+The filter is in MongoDB's implicit form (`all_of`): one document whose keys are AND-ed, with an explicit `$and`
+only for clauses whose key repeats. MongoDB flattens `$and` itself, but the embedded engine (SecantusDB) plans an
+index only for a filter whose top-level keys are all fields (docs/decisions/0008), so the form matters there.
+Shapes emitted per criterion, each pinned by tests/test_store_contract.py and tests/test_criteria.py:
   {f: {"$in": [...]}}              {f: {"$nin": [...]}}        {f: {"$exists": bool}}
   {f: {"$elemMatch": {"$regex": "^escaped"}}}                  (string prefix / contains)
   {f: {"$elemMatch": {k: {range}, k2: scalar}}}                (date, number, quantity, composite)
-  $and / $or / $nor of the above.
+  {f: {"$all": [{"$elemMatch": ...}, ...]}}                    (two range criteria on one field)
+  $or / $nor of the above; and, for a bounded date window, {f__b: {"$in": [30-day buckets]}}: implied by the
+  date criteria (a resource's buckets cover the hull of its dates), it lets an index narrow a date range.
 User values only ever appear as literals inside $in/$nin, as range bounds, or regex-escaped.
 Chained and reverse-chained criteria must be resolved to concrete values before planning.
 """
@@ -17,10 +21,22 @@ import time
 from datetime import timezone
 from typing import Any
 
-from ...store.indexes import index_field
+from ...store.filters import all_of
+from ...store.indexes import BUCKET_SUFFIX, index_field
 from ..errors import FhirError
+from .indexer import BUCKETED_DATES
 from .query import Criterion
-from .values import MAX_MS, MIN_MS, ValueFormatError, date_range, normalize_text, number_range, split_prefix
+from .values import (
+    LONG_BUCKET,
+    MAX_MS,
+    MIN_MS,
+    ValueFormatError,
+    date_buckets,
+    date_range,
+    normalize_text,
+    number_range,
+    split_prefix,
+)
 
 NOTHING: dict[str, Any] = {"_id": {"$in": []}}
 LIVE: dict[str, Any] = {"deleted": False}
@@ -29,17 +45,40 @@ LIVE: dict[str, Any] = {"deleted": False}
 class Planner:
     """Criteria -> filter. `base_url` lets absolute references to this server match local ones."""
 
-    def __init__(self, zone: timezone, base_url: str | None = None) -> None:
+    def __init__(self, zone: timezone, base_url: str | None = None, bucketed: frozenset[str] = BUCKETED_DATES) -> None:
         self.zone = zone
         self.base_url = base_url
+        self.bucketed = bucketed
 
     def plan(self, criteria: list[Criterion]) -> dict[str, Any]:
-        return self.combine([self.clause(c) for c in criteria])
+        """Live (not deleted) current versions matching every criterion."""
+        return all_of(LIVE, *[self.clause(c) for c in criteria], *self._bucket_clauses(criteria))
 
-    @staticmethod
-    def combine(clauses: list[dict[str, Any]]) -> dict[str, Any]:
-        """Planned clauses AND-ed, over live (not deleted) current versions."""
-        return {"$and": [LIVE, *clauses]} if clauses else LIVE
+    def _bucket_clauses(self, criteria: list[Criterion]) -> list[dict[str, Any]]:
+        clauses = []
+        for code, (lo, hi) in self.date_windows(criteria).items():
+            buckets = date_buckets(lo, hi)
+            if buckets:
+                clauses.append({index_field(code) + BUCKET_SUFFIX: {"$in": [*buckets, LONG_BUCKET]}})
+        return clauses
+
+    def date_windows(self, criteria: list[Criterion]) -> dict[str, tuple[float, float]]:
+        """Per bucketed date parameter, an interval every match meets: the intersection of its criteria's
+        intervals (each criterion's values are OR-ed: their hull). Sound because a resource's buckets cover the
+        hull of its dates, and intervals that meet pairwise meet together (Helly, in one dimension); criteria
+        without an interval (ap, ne, modifiers) are left to their clauses alone."""
+        windows: dict[str, tuple[float, float]] = {}
+        for c in criteria:
+            if c.code not in self.bucketed or c.type != "date" or c.modifier or c.chain or c.has is not None:
+                continue
+            intervals = [self.date_interval(v) for v in c.values]
+            if not intervals or any(i is None for i in intervals):
+                continue
+            lo = min(i[0] for i in intervals if i)
+            hi = max(i[1] for i in intervals if i)
+            current = windows.get(c.code, (lo, hi))
+            windows[c.code] = (max(current[0], lo), min(current[1], hi))
+        return {code: w for code, w in windows.items() if w[1] > w[0]}
 
     def clause(self, c: Criterion) -> dict[str, Any]:
         if c.chain or c.has:
@@ -93,7 +132,9 @@ class Planner:
             clauses.append({field: {"$in": exact}})
         clauses += [{field: {"$elemMatch": {"$regex": "^" + re.escape(s)}}} for s in systems]
         matched = _any(clauses)
-        return {"$nor": [matched]} if c.modifier == "not" else matched
+        if c.modifier == "not":  # no value in the list, or no value at all: $nin says both, in one field clause
+            return {field: {"$nin": exact}} if not systems else {"$nor": [matched]}
+        return matched
 
     def _reference(self, c: Criterion, field: str) -> dict[str, Any]:
         if c.modifier == "identifier":
@@ -109,8 +150,8 @@ class Planner:
 
     # -- ranges ----------------------------------------------------------------------------------------
     def date_interval(self, raw: str) -> tuple[float, float] | None:
-        """An interval every resource date matching `raw` meets (the forms of _date below), for narrowing by
-        the lookup index; None when there is none to give (ap, ne, or an unreadable value)."""
+        """An interval every resource date matching `raw` meets (the forms of _date below); None when there is
+        none to give (ap, ne, or an unreadable value)."""
         prefix, value = split_prefix(raw)
         try:
             r = date_range(value, self.zone)

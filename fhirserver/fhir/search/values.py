@@ -106,3 +106,27 @@ def normalize_text(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold()
     stripped = "".join(ch for ch in unicodedata.normalize("NFD", folded) if not unicodedata.combining(ch))
     return " ".join(unicodedata.normalize("NFC", stripped).split())
+
+
+# -- 30-day buckets: what lets an ordinary multikey index narrow a date range --------------------------------
+BUCKET_MS = 30 * 24 * 3600 * 1000
+MAX_SPAN_BUCKETS = 24  # a longer span (an open period) gets LONG_BUCKET: a candidate for every window
+LONG_BUCKET = "long"
+
+
+def date_buckets(lo: float, hi: float) -> list[str]:
+    """The 30-day buckets [lo, hi) touches; [] when it spans more than MAX_SPAN_BUCKETS (or is empty)."""
+    if not hi > lo:
+        return []
+    first, last = int(lo // BUCKET_MS), int((hi - 1) // BUCKET_MS)
+    if last - first + 1 > MAX_SPAN_BUCKETS:
+        return []
+    return [f"b{n}" for n in range(first, last + 1)]
+
+
+def hull_buckets(ranges: list[dict[str, float]]) -> list[str]:
+    """The bucket keys of a resource's date values: the buckets of their hull, or [LONG_BUCKET] when wide."""
+    if not ranges:
+        return []
+    lo, hi = min(r["lo"] for r in ranges), max(r["hi"] for r in ranges)
+    return date_buckets(lo, hi) or [LONG_BUCKET]

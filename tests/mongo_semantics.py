@@ -1,10 +1,6 @@
-"""MongoDB query semantics in Python, for exactly the operators the planner emits.
-
-Used when the embedded engine's lookup index has narrowed a query to a few candidate ids: those documents
-are fetched by primary key and the rest of the filter is applied here (the engine would scan the whole
-collection for it). tests/test_store_contract.py proves this evaluator and the engine agree on every
-planner shape.
-"""
+"""MongoDB query semantics in Python, for exactly the operators the planner emits: the oracle of
+tests/test_store_contract.py, which checks that the engine (and the store's OR plans) answer every planner
+shape the way MongoDB's documented semantics say."""
 
 from __future__ import annotations
 
@@ -59,6 +55,9 @@ def _field_matches(value: Any, condition: Any) -> bool:
             return False
         if op == "$elemMatch" and not (isinstance(value, list) and any(_element_matches(e, arg) for e in value)):
             return False
+        if op == "$all" and not all(_field_matches(value, a) if isinstance(a, dict) and "$elemMatch" in a
+                                    else a in values for a in arg):
+            return False
         if op in ("$lt", "$lte", "$gt", "$gte") and not any(_compare(v, op, arg) for v in values):
             return False
         if op == "$regex" and not any(isinstance(v, str) and _regex(arg).search(v) for v in values):
@@ -79,15 +78,3 @@ def matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
         if not ok:
             return False
     return True
-
-
-def candidate_ids(query: dict[str, Any]) -> list[str] | None:
-    """The ids of a top-level `{"_id": {"$in": [...]}}` conjunct (found through nested $and), if any."""
-    stack = [query]
-    while stack:
-        node = stack.pop()
-        if set(node) == {"_id"} and isinstance(node["_id"], dict) and set(node["_id"]) == {"$in"}:
-            return [str(i) for i in node["_id"]["$in"]]
-        if set(node) == {"$and"}:
-            stack.extend(node["$and"])
-    return None
