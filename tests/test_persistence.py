@@ -9,7 +9,7 @@ import time
 
 import pytest
 import requests
-from conftest import FHIR_JSON, new_server, observation
+from conftest import FHIR_JSON, new_server, observation, post
 
 from fhirserver.store.embedded import running_engine_uri
 
@@ -89,3 +89,34 @@ def test_killed_engine_keeps_every_acknowledged_write(tmp_path):
             assert requests.get(f"{restarted.base}/Observation/{rid}", timeout=30).status_code == 200, rid
     finally:
         restarted.stop()
+
+
+def test_partition_key_is_set_with_the_first_version_and_never_changes(http, base, store):
+    """`pk`, the shard key of patient-compartment collections: the hashed patient of the first version, on the
+    current document and every history document, kept when a later version names another patient."""
+    from fhirserver.store.records import partition_key
+
+    patient = post(http, base, {"resourceType": "Patient", "name": [{"family": "分区"}]}).json()
+    expected = partition_key(f"Patient/{patient['id']}")
+    obs = post(http, base, observation(None, subject={"reference": f"Patient/{patient['id']}"})).json()
+    moved = http.put(f"{base}/Observation/{obs['id']}", json={**obs, "subject": {"reference": "Patient/other"}},
+                     headers={"Content-Type": FHIR_JSON})
+    assert moved.status_code == 200
+    assert http.delete(f"{base}/Observation/{obs['id']}").status_code in (200, 204)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:5b0c7f3e-6a8e-4d59-9a57-3e4f1f0d2b11", "resource": {"resourceType": "Patient"},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": observation(None, subject={"reference": "urn:uuid:5b0c7f3e-6a8e-4d59-9a57-3e4f1f0d2b11"}),
+         "request": {"method": "POST", "url": "Observation"}}]}
+    answer = http.post(base, json=bundle, headers={"Content-Type": FHIR_JSON})
+    assert answer.status_code == 200
+    new_patient, new_obs = (e["response"]["location"].split("/")[1] for e in answer.json()["entry"])
+    organization = post(http, base, {"resourceType": "Organization", "name": "无分区"}).json()
+
+    assert store["Patient"].find_one({"_id": patient["id"]})["pk"] == expected
+    assert store["Observation"].find_one({"_id": obs["id"]})["pk"] == expected  # after the move and the delete
+    assert {d["pk"] for d in store["Observation_history"].find({"rid": obs["id"]})} == {expected}
+    assert store["Observation_history"].count_documents({"rid": obs["id"]}) == 3
+    assert store["Observation"].find_one({"_id": new_obs})["pk"] == partition_key(f"Patient/{new_patient}")
+    assert "pk" not in store["Organization"].find_one({"_id": organization["id"]})
+    assert any(ix["key"] == {"pk": 1} for ix in store["Observation"].list_indexes())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pymongo import DESCENDING, ReplaceOne
+from pymongo import DESCENDING, InsertOne, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.read_concern import ReadConcern
@@ -146,15 +146,22 @@ class VersionStore:
             self._db[resource_type].replace_one({"_id": doc["_id"], "vid": {"$lt": doc["vid"]}}, doc, upsert=True)
 
     def _advance_all(self, by_type: dict[str, list[StoredVersion]], session: Any) -> None:
+        """Current documents of claimed versions, one or two commands per type. A first version is inserted (its
+        claim was unique, so no current document can be newer); a later one replaces an older current document.
+        Outside a transaction a duplicate key means the current document is already there or newer: nothing to do."""
         for resource_type, group in by_type.items():
-            operations = [ReplaceOne({"_id": v.id, "vid": {"$lt": v.vid}}, v.current_doc(), upsert=True)
-                          for v in group]
-            try:
-                self._db[resource_type].bulk_write(operations, ordered=False, session=session)
-            except BulkWriteError as exc:
-                # Duplicate keys mean the current document is already newer: nothing to do there.
-                if session is not None or not only_duplicate_keys(exc):
-                    raise
+            collection = self._db[resource_type]
+            firsts = [InsertOne(v.current_doc()) for v in group if v.vid == 1]
+            later = [ReplaceOne({"_id": v.id, "vid": {"$lt": v.vid}}, v.current_doc(), upsert=True)
+                     for v in group if v.vid > 1]
+            for operations in (firsts, later):
+                if not operations:
+                    continue
+                try:
+                    collection.bulk_write(operations, ordered=False, session=session)
+                except BulkWriteError as exc:
+                    if session is not None or not only_duplicate_keys(exc):
+                        raise
 
 
 def _by_type(versions: list[StoredVersion]) -> dict[str, list[StoredVersion]]:
