@@ -99,6 +99,18 @@ def thread_sessions() -> Callable[[], requests.Session]:
     return session
 
 
+def stored_documents(db: pymongo.database.Database, batch: list[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
+    """The history and current documents the server stored for a batch of resources, by collection (new _ids)."""
+    out: dict[str, list[dict[str, object]]] = {}
+    for resource in batch:
+        rtype, rid = str(resource["resourceType"]), str(resource["id"])
+        for name, key in ((f"{rtype}_history", f"{rid}/1"), (rtype, rid)):
+            doc = db[name].find_one({"_id": key})
+            if doc is not None:
+                out.setdefault(name, []).append({k: v for k, v in doc.items() if k != "_id"})
+    return out
+
+
 def main() -> None:
     args = arguments(400, "results.json")
     n_hosp, n_pat, n_res = workload.SCALES[args.scale]
@@ -127,16 +139,22 @@ def main() -> None:
             ingest = timed([session_call(session, "POST", base, data=body, headers={
                 "Content-Type": "application/fhir+json", "Prefer": "return=minimal"}) for body in bundles], args.clients)
             ingest["per_s"] = len(data) / (time.perf_counter() - started)
-            raw_docs = [[{"_id": f"{r['id']}", "text": json.dumps(r, ensure_ascii=False)} for r in b] for b in batches]
+            # The floor: raw insert_many of exactly the documents the store wrote per resource (history and current
+            # version, as stored, search fields included), in the same batches of 100.
+            raw_docs = [stored_documents(db, b) for b in batches]
             started = time.perf_counter()
-            floor_ingest = timed([lambda docs=docs: db["bench_floor"].insert_many(docs) for docs in raw_docs], args.clients)
+            floor_ingest = timed([lambda docs=docs: [db[f"floor_{name}"].insert_many(group)
+                                                     for name, group in docs.items()] for docs in raw_docs], args.clients)
             floor_ingest["per_s"] = len(data) / (time.perf_counter() - started)
             rows.append(("ingest (transaction Bundles of 100, resources/s)", ingest, floor_ingest))
             ids = [r["id"] for r in data if r["resourceType"] == "Observation"]
             picks = [rng.choice(ids) for _ in range(args.requests)]
+            # The floor of an audited read: one find_one plus one audit spool insert of an event's size, timed together.
+            event = db["AuditEvent"].find_one({}, {"text": 1}) or {"text": "x" * 1500}
             rows.append(("read by id", timed([session_call(session, "GET", f"{base}/Observation/{i}") for i in picks],
                                              args.clients),
-                         timed([lambda i=i: db["Observation"].find_one({"_id": i}) for i in picks], args.clients)))
+                         timed([lambda i=i: (db["Observation"].find_one({"_id": i}), db["floor_spool"].insert_one(
+                             {"at": time.time(), "text": event["text"]})) for i in picks], args.clients)))
             patients_ = [f"Patient/bench-p{rng.randrange(n_pat)}" for _ in range(args.requests)]
             rows.append(("search patient + code", timed([session_call(
                 session, "GET", f"{base}/Observation", params={"subject": p, "code": "http://loinc.org|718-7"})

@@ -27,6 +27,7 @@ import requests
 from conftest import FHIR_JSON, ServerProcess, audit_settled, free_port, new_server, observation, spooled_audit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pymongo.read_concern import ReadConcern
 
 ISSUER = "https://auth.test.example"
 SECRET = "development-secret-of-at-least-32-chars"
@@ -354,7 +355,11 @@ def _audit_count(server: ServerProcess, settle: bool = True) -> int:
         if settle:
             audit_settled(db)
             return db["AuditEvent"].count_documents({})
-        return db["AuditEvent"].count_documents({}) + spooled_audit(db)
+        # Both collections read in one snapshot: the shipper stores an event before it leaves the spool, so two
+        # separate reads could count an event twice (or not at all) while it moves.
+        with client.start_session() as session, session.start_transaction(read_concern=ReadConcern("snapshot")):
+            return (db["AuditEvent"].count_documents({}, session=session)
+                    + db["audit_spool"].count_documents({}, session=session))
 
 
 def test_every_request_is_audited_and_the_chain_verifies(secure: tuple[ServerProcess, Keys],

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 STATE_FILE = "embedded-mongo.json"
 ENGINE_FOLDER = "wiredtiger"
 CACHE_SIZE = "256M"  # WiredTiger cache of the embedded engine; production sizes MongoDB's own
+# The engine prunes its oplog every 1,000 writes once it holds more than its cap (100,000 entries by default), and
+# each prune walks the deleted entries at the head of 17 tables under its global lock: at 100,000 results a commit
+# stalled for minutes (measured 2026-12-01, secantusdb 0.7.0b3). Nothing here reads the oplog (no change streams),
+# so it is never pruned: one small entry per write stays on disk (docs/decisions/0008).
+OPLOG_NEVER_PRUNED = ("--oplog-max-entries", str(10**15), "--oplog-retention-seconds", str(100 * 365 * 86400))
 # Same entry point as the `secantusd-py` console script, but with this interpreter (no PATH lookup).
 _LAUNCH = "import sys; from secantus.cli import main; sys.argv[0] = 'secantusd-py'; sys.exit(main())"
 
@@ -72,7 +77,7 @@ class EmbeddedEngine:
             sys.executable, "-c", _LAUNCH,
             "--host", "127.0.0.1", "--port", str(port),
             "--storage-path", str(self.engine_dir),
-            "--cache-size", CACHE_SIZE, "--log-level", "WARNING",
+            "--cache-size", CACHE_SIZE, "--log-level", "WARNING", *OPLOG_NEVER_PRUNED,
         ]
         with self.output_path.open("ab") as out:
             self.process = subprocess.Popen(

@@ -18,7 +18,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .errors import only_duplicate_keys
 from .indexes import GENERATIONS, LOCKS
-from .outages import translating_outages
+from .outages import outages_translated, translating_outages
 from .records import LockTimeout
 
 REGISTRY = "registry"
@@ -42,14 +42,16 @@ class Locks:
         while wanted:
             now = time.time()
             try:
-                locks.insert_many([{"_id": key, "owner": owner, "expires": now + lease_s} for key in wanted],
-                                  ordered=False)
+                with outages_translated():
+                    locks.insert_many([{"_id": key, "owner": owner, "expires": now + lease_s} for key in wanted],
+                                      ordered=False)
                 break
             except (BulkWriteError, DuplicateKeyError) as exc:
                 if not only_duplicate_keys(exc):
                     raise
-                locks.delete_many({"_id": {"$in": wanted}, "owner": owner})  # give back what was taken
-                locks.delete_many({"_id": {"$in": wanted}, "expires": {"$lt": now}})  # dead holders' leases
+                with outages_translated():
+                    locks.delete_many({"_id": {"$in": wanted}, "owner": owner})  # give back what was taken
+                    locks.delete_many({"_id": {"$in": wanted}, "expires": {"$lt": now}})  # dead holders' leases
                 if time.monotonic() > deadline:
                     raise LockTimeout(", ".join(wanted)[:200]) from None
                 time.sleep(delay)
@@ -58,7 +60,8 @@ class Locks:
             yield
         finally:
             if wanted:
-                locks.delete_many({"_id": {"$in": wanted}, "owner": owner})
+                with outages_translated():
+                    locks.delete_many({"_id": {"$in": wanted}, "owner": owner})
 
 
 @translating_outages

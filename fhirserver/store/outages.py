@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
@@ -27,3 +29,12 @@ def translating_outages(cls: C) -> C:
         wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
         setattr(cls, name, wrapper)
     return cls
+
+
+@contextmanager
+def outages_translated() -> Iterator[None]:
+    """The same inside a context manager of a store part (its body runs after the wrapped call returned)."""
+    try:
+        yield
+    except _OUTAGES as exc:
+        raise StoreUnavailable(type(exc).__name__) from exc

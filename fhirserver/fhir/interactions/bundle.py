@@ -30,7 +30,6 @@ from .context import FhirContext, RequestInfo, Result
 from .search import matching_filter, visible_filter
 from .writing import PreparedResource, after_write, deletion, partitioned
 
-# A journal older than this belongs to a crashed process (a 10,000-entry transaction commits in well under it).
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
 

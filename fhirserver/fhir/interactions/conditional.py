@@ -39,7 +39,7 @@ def matching(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]])
         raise bad_request("Conditional criteria must contain at least one search parameter.")
     try:
         with ctx.store.locks.exclusive("conditional:" + criteria_key(resource_type, pairs)):
-            # Inside the lock: building the filter may read the store (chains, the lookup index), and what
+            # Inside the lock: building the filter may read the store (chains, _has), and what
             # it reads must include every write that finished before the lock was granted.
             # Only what the caller may see: a conditional write never reveals, or touches, a hidden resource.
             query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
