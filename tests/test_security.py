@@ -594,3 +594,45 @@ def test_only_the_lease_holder_chains_and_a_lapsed_lease_is_taken_over(tmp_path:
         assert verify.returncode == 0 and f"{before + 3} events in the chain" in verify.stdout, verify.stdout
     finally:
         server.stop()
+
+
+def test_consent_given_on_one_record_covers_the_persons_other_records(secure: tuple[ServerProcess, Keys]) -> None:
+    """Hospital A's record and hospital B's record of one person (same valid resident ID): the patient's Consent,
+    given at B on B's record, lets B see the report A stored under A's record. A person without it stays hidden."""
+    from fhirserver.persons.resident_id import check_character
+
+    server, _ = secure
+    writers = {h: hs(server, scope="system/*.cruds", organization=f"Organization/{h}") for h in ("sec-a", "sec-b")}
+    admin = writers["sec-a"]
+    b_user = hs(server, scope="user/*.rs", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    reports = {}
+    for case in ("consented", "not-consented"):
+        body = f"50011220200101{uuid.uuid4().int % 1000:03d}"
+        national = body + check_character(body)
+        records = {}
+        for hospital in ("sec-a", "sec-b"):
+            pid = f"per-{hospital}-{uuid.uuid4().hex[:6]}"
+            patient = {"resourceType": "Patient", "id": pid,
+                       "managingOrganization": {"reference": f"Organization/{hospital}"},
+                       "identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": national}]}
+            assert call(server, "PUT", f"/Patient/{pid}", writers[hospital], patient).status_code == 201
+            records[hospital] = pid
+        report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "胸部DR"},
+                  "subject": {"reference": f"Patient/{records['sec-a']}"},
+                  "performer": [{"reference": "Organization/sec-a"}], "effectiveDateTime": "2026-11-20"}
+        created = call(server, "POST", "/DiagnosticReport", admin, report)
+        assert created.status_code == 201
+        if case == "consented":
+            consent = _consent(f"Patient/{records['sec-b']}", "permit-b")  # given at B, on B's record
+            assert consent is not None
+            consent["organization"] = [{"reference": "Organization/sec-b"}]
+            written = call(server, "POST", "/Consent", writers["sec-b"], consent)
+            assert written.status_code == 201, written.text
+        reports[case] = (created.json()["id"], records["sec-a"])
+    rid, pid = reports["consented"]
+    assert call(server, "GET", f"/DiagnosticReport/{rid}", b_user).status_code == 200
+    searched = call(server, "GET", f"/DiagnosticReport?subject=Patient/{pid}&_total=accurate", b_user).json()
+    assert searched["total"] == 1
+    rid, pid = reports["not-consented"]
+    assert call(server, "GET", f"/DiagnosticReport/{rid}", b_user).status_code == 404
+    assert call(server, "GET", f"/DiagnosticReport?subject=Patient/{pid}&_total=accurate", b_user).json()["total"] == 0

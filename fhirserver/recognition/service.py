@@ -17,6 +17,7 @@ from ..fhir.interactions import create
 from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
+from ..persons.index import PersonIndex
 from ..security.principal import acting_as_server
 from ..store.records import StoredVersion
 from ..store.registry_cache import RegistryCache
@@ -39,8 +40,10 @@ class Prior:
 
 
 class RecognitionService:
-    def __init__(self, catalog: RecognitionCatalog, registry: RegistryCache, reorder_mode: str = "enforce") -> None:
+    def __init__(self, catalog: RecognitionCatalog, registry: RegistryCache, persons: PersonIndex,
+                 reorder_mode: str = "enforce") -> None:
         self.catalog = catalog
+        self.persons = persons  # which Patient records are the person (persons/index.py)
         self.registry = registry  # standings cached while the registry is unchanged (never stale)
         self.reorder_mode = reorder_mode
         c = catalog.canonical
@@ -81,11 +84,13 @@ class RecognitionService:
         return evaluate(self.catalog, facts, performer, context, superseded), performer
 
     def prior_results(self, ctx: FhirContext, patient: str, item: str) -> list[tuple[StoredVersion, ResultFacts]]:
-        """The patient's results of the item, newest first (indexed lookups by subject + item)."""
+        """The person's results of the item, under any of their hospitals' Patient records, newest first (indexed
+        lookups by subject + item)."""
         found = []
+        subjects = ",".join(self.persons.records(ctx, patient))
         for rtype in RESULT_TYPES:
             # Only what the caller may see (its own, or another hospital's with the patient's consent).
-            for version in ctx.access.disclose(find(ctx, rtype, [("subject", patient), ("item", item)], PRIOR_LIMIT)):
+            for version in ctx.access.disclose(find(ctx, rtype, [("subject", subjects), ("item", item)], PRIOR_LIMIT)):
                 found.append((version, result_facts(loads(version.text or "{}"), self.catalog.item_system,
                                                     ctx.planner.zone)))
         return sorted(found, key=lambda pair: -(pair[1].date_ms or 0))
@@ -143,8 +148,9 @@ class RecognitionService:
         if not patient and isinstance(identifier, dict) and identifier.get("value"):
             token = f"{identifier.get('system', '')}|{identifier['value']}" if identifier.get("system") \
                 else identifier["value"]
-            matches = find(ctx, "Patient", [("identifier", token)], 2)
-            patient = f"Patient/{matches[0].id}" if len(matches) == 1 else None
+            # Several hospitals' records may carry the ID: one person when the index links them all.
+            matches = [f"Patient/{v.id}" for v in find(ctx, "Patient", [("identifier", token)], 50)]
+            patient = matches[0] if matches and set(matches) <= set(self.persons.records(ctx, matches[0])) else None
         return patient, item
 
     def duplicates(self, ctx: FhirContext, order: dict[str, Any], exceptions: list[str],

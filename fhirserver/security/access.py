@@ -23,6 +23,7 @@ from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find
 from ..fhir.json_format import dumps, loads
 from ..fhir.search.compartments import Compartments
+from ..persons.index import PersonIndex
 from ..store.indexes import index_field
 from ..store.records import StoredVersion
 from .consent import ConsentEvaluator, Requester
@@ -36,8 +37,9 @@ MAX_CONSENTS = 20_000
 
 class PolicyAccess:
     def __init__(self, consents: ConsentEvaluator, compartments: Compartments, owned_types: set[str],
-                 region_of: Callable[[str], str | None]) -> None:
+                 region_of: Callable[[str], str | None], persons: PersonIndex) -> None:
         self.consents = consents
+        self.persons = persons  # a Consent given on any record of the person covers the person's results
         self.compartments = compartments
         self.owned_types = owned_types
         self.region_of = region_of
@@ -153,7 +155,8 @@ class PolicyAccess:
     def _consents_to(self, p: Principal, patient: str, resource_type: str) -> bool:
         key = f"{patient} {resource_type}"
         if key not in p.consent_cache:
-            consents = [loads(v.text) for v in find(self._ctx, "Consent", [("patient", patient)], 200) if v.text]
+            records = ",".join(self.persons.records(self._ctx, patient))
+            consents = [loads(v.text) for v in find(self._ctx, "Consent", [("patient", records)], 200) if v.text]
             p.consent_cache[key] = self.consents.decide(consents, self._requester(p), resource_type, _now_ms())
         return p.consent_cache[key]
 
@@ -165,8 +168,11 @@ class PolicyAccess:
             if isinstance(patient, str) and patient.startswith("Patient/"):
                 by_patient.setdefault(patient, []).append(consent)
         requester, now = self._requester(p), _now_ms()
-        return sorted(patient for patient, consents in by_patient.items()
-                      if self.consents.decide(consents, requester, resource_type, now))
+        permitted = {patient for patient, consents in by_patient.items()
+                     if self.consents.decide(consents, requester, resource_type, now)}
+        # the person's other records are covered too; a deny given on one of them is weighed with the rest
+        covered = {record for patient in permitted for record in self.persons.records(self._ctx, patient)}
+        return sorted(r for r in covered if self._consents_to(p, r, resource_type))
 
     def _members(self, resource_type: str, patients: list[str]) -> dict[str, Any]:
         if resource_type == "Patient":

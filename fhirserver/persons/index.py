@@ -1,0 +1,138 @@
+"""The person index (EMPI-lite): which Patient records are one person, and why.
+
+Two records are the same person when they share a value of a configured identity system
+(FHIRSERVER_IDENTITY_SYSTEMS; the national resident ID by default), or when one links the other explicitly
+(`Patient.link`: seealso, replaced-by, replaces, refer). A resident ID links only when it passes GB 11643 (its
+check character) and agrees with the record's own birthDate and gender; and a person never spans two different
+resident IDs. The index is derived from what is stored (the identifier and link search fields, written with
+every version), so it is current after every write: there is nothing else to keep in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..fhir.errors import Issue
+from ..fhir.interactions.context import FhirContext
+from ..fhir.interactions.search import find
+from ..fhir.json_format import loads
+from . import resident_id
+
+MAX_RECORDS = 50  # records of one person followed; a person held by more hospitals than this is cut off here
+LINK_TYPES = frozenset({"seealso", "replaced-by", "replaces", "refer"})
+
+
+@dataclass(frozen=True)
+class Member:
+    """One record of the person and what tied it in: "self", an identity token ("system|value"), or a link."""
+
+    reference: str
+    via: str
+
+
+class PersonIndex:
+    def __init__(self, identity_systems: tuple[str, ...]) -> None:
+        self.identity_systems = identity_systems
+
+    # -- one record ---------------------------------------------------------------------------------------------
+    def identities(self, patient: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """(identity tokens that may link this record, problems that keep others from linking)."""
+        tokens: list[str] = []
+        problems: list[str] = []
+        for identifier in patient.get("identifier") or []:
+            if not isinstance(identifier, dict):
+                continue
+            system, value = identifier.get("system"), identifier.get("value")
+            if system not in self.identity_systems or not isinstance(value, str) or not value:
+                continue
+            if system != resident_id.SYSTEM:
+                tokens.append(f"{system}|{value}")
+                continue
+            parsed = resident_id.parse(value)
+            if isinstance(parsed, str):
+                problems.append(f"The resident ID {value[:20]} is not valid ({parsed}); it links this record to no "
+                                f"other record of the person.")
+                continue
+            contradictions = _contradictions(patient, parsed)
+            if contradictions:
+                problems.append(f"The record contradicts its resident ID {value[:18]} ({'; '.join(contradictions)}); "
+                                f"it is not linked to other records of that ID until one of them is corrected.")
+                continue
+            tokens.append(f"{system}|{parsed.value}")
+        return tokens, problems
+
+    def write_warnings(self, ctx: FhirContext, resource: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+        """before_write hook: a Patient whose identity cannot link gets a warning with its write (never a refusal:
+        the hospital's record is still the hospital's record)."""
+        if resource.get("resourceType") != "Patient":
+            return resource, []
+        _, problems = self.identities(resource)
+        return resource, [Issue("business-rule", text, severity="warning", expression=("Patient.identifier",))
+                          for text in problems]
+
+    # -- the person -----------------------------------------------------------------------------------------------
+    def members(self, ctx: FhirContext, reference: str) -> list[Member]:
+        """Every record of the person `reference` (a "Patient/id") belongs to, itself first. Deterministic: the
+        same stored records give the same answer in the same order."""
+        if not reference.startswith("Patient/"):
+            return [Member(reference, "self")]
+        found: dict[str, Member] = {reference: Member(reference, "self")}
+        resident: set[str] = set()
+        queue = [reference]
+        while queue and len(found) < MAX_RECORDS:
+            current = queue.pop(0)
+            record = self._read(ctx, current)
+            if record is None:
+                continue
+            tokens, _ = self.identities(record)
+            resident |= {t for t in tokens if t.startswith(resident_id.SYSTEM + "|")}
+            candidates: list[tuple[str, str]] = []
+            for token in tokens:
+                candidates += [(f"Patient/{v.id}", token) for v in find(ctx, "Patient", [("identifier", token)],
+                                                                         MAX_RECORDS)]
+            for link in record.get("link") or []:
+                other = ((link or {}).get("other") or {}).get("reference")
+                if (link or {}).get("type") in LINK_TYPES and isinstance(other, str) and other.startswith("Patient/"):
+                    candidates.append((other, f"link:{link['type']}"))
+            candidates += [(f"Patient/{v.id}", "link:from") for v in find(ctx, "Patient", [("link", current)],
+                                                                          MAX_RECORDS)]
+            for candidate, via in sorted(set(candidates)):
+                if candidate in found or len(found) >= MAX_RECORDS:
+                    continue
+                other_record = self._read(ctx, candidate)
+                if other_record is None:
+                    continue
+                other_tokens, _ = self.identities(other_record)
+                if not via.startswith("link:") and via not in other_tokens:
+                    continue  # it carries the value, but the value does not link it (invalid, contradicted)
+                other_resident = {t for t in other_tokens if t.startswith(resident_id.SYSTEM + "|")}
+                if resident and other_resident and not other_resident <= resident:
+                    continue  # never one person across two different resident IDs
+                resident |= other_resident
+                found[candidate] = Member(candidate, via)
+                queue.append(candidate)
+        return list(found.values())
+
+    def records(self, ctx: FhirContext, reference: str) -> list[str]:
+        return [m.reference for m in self.members(ctx, reference)]
+
+    @staticmethod
+    def _read(ctx: FhirContext, reference: str) -> dict[str, Any] | None:
+        version = ctx.store.versions.read_current("Patient", reference.split("/", 1)[1])
+        if version is None or version.deleted or not version.text:
+            return None
+        return loads(version.text)
+
+
+def _contradictions(patient: dict[str, Any], parsed: resident_id.ResidentId) -> list[str]:
+    """Where the record's birthDate (also a partial one: 2020, 2020-01) or gender (male/female; other and unknown
+    say nothing) disagrees with what its resident ID encodes."""
+    out = []
+    born = patient.get("birthDate")
+    if isinstance(born, str) and born and not parsed.birth_date.startswith(born[:10]):
+        out.append(f"birthDate {born[:10]} but the ID says {parsed.birth_date}")
+    gender = patient.get("gender")
+    if gender in ("male", "female") and gender != parsed.gender:
+        out.append(f"gender {gender} but the ID says {parsed.gender}")
+    return out

@@ -1,0 +1,149 @@
+"""One person, many records: every hospital keeps its own Patient record (its own MRN) of the same person, and
+the national resident ID ties them (persons/index.py). Recognition must find the person's results under any of
+their records, never another person's."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from conftest import FHIR_JSON, unique
+from test_recognition import CDS_REQUEST, ITEM, day, draft_order, net, report  # noqa: F401 (net is the fixture)
+
+from fhirserver.persons.resident_id import check_character, parse
+
+NATIONAL = "urn:oid:2.16.156.10011.1.3"
+
+
+def resident(rng: random.Random, born: str = "20200101", female: bool = False) -> str:
+    """A valid resident ID of Chongqing Yubei (500112) with the given birth date and sex."""
+    body = f"500112{born}{rng.randrange(10)}{rng.randrange(10)}{rng.choice('02468' if female else '13579')}"
+    return body + check_character(body)
+
+
+def test_resident_id_check_follows_gb_11643():
+    # the example printed in GB 11643-1999 itself
+    assert parse("11010519491231002X").birth_date == "1949-12-31"
+    assert parse("11010519491231002X").gender == "female"
+    assert "check character should be X" in parse("110105194912310021")
+    assert "18 characters" in parse("1101051949123100")
+    assert "not a birth date" in parse("110105194913310021")  # month 13, with its right check character
+
+
+def patient(pid: str, national: str | None, hospital: str, mrn: str, **extra: object) -> dict:
+    identifiers = [{"system": f"urn:oid:2.16.156.10011.1.99.{hospital}", "value": mrn}]
+    if national:
+        identifiers.append({"system": NATIONAL, "value": national})
+    return {"resourceType": "Patient", "id": pid, "identifier": identifiers, "name": [{"text": "小明"}],
+            "managingOrganization": {"reference": f"Organization/{hospital}"}, **extra}
+
+
+def put_all(http, base, resources: list[dict]) -> list[dict]:
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}
+    response = http.post(base, data=json.dumps(bundle, ensure_ascii=False).encode(),
+                         headers={"Content-Type": FHIR_JSON})
+    assert response.status_code == 200, response.text
+    return response.json()["entry"]
+
+
+def found_reports(http, base, net, subject: dict, code: str = "DX-CHEST") -> list[str]:
+    order = {**draft_order(net, {"system": ITEM, "code": code}), "subject": subject}
+    response = http.post(f"{base}/ServiceRequest/$duplicate-check", headers={"Content-Type": FHIR_JSON},
+                         json={"resourceType": "Parameters", "parameter": [{"name": "request", "resource": order}]})
+    assert response.status_code == 200, response.text
+    return sorted(e["resource"]["id"] for e in response.json().get("entry", [])
+                  if e["resource"]["resourceType"] == "DiagnosticReport")
+
+
+@pytest.fixture(scope="module")
+def people(http, base, net):
+    """A child with records at 渝北 (where the DR was taken) and at the ordering children's hospital; a namesake
+    with another ID; records with a bad check digit, a contradicting birth date, and a replaced record."""
+    rng = random.Random(14)
+    t, ids = unique("pp"), net["ids"]
+    child, namesake, bad = resident(rng), resident(rng), resident(rng)
+    bad = bad[:17] + ("0" if bad[17] != "0" else "1")
+    born_id = resident(rng, "20190505")
+    p = {k: f"{t}-{k}" for k in ("yubei", "children", "huaxi", "namesake", "bad1", "bad2", "born1", "born2",
+                                 "old", "survivor")}
+    resources = [
+        patient(p["yubei"], child, ids["yubei"], "YB-1", birthDate="2020-01-01", gender="male"),
+        patient(p["children"], child, ids["children"], "ET-9"),
+        patient(p["huaxi"], child, ids["huaxi"], "HX-3"),  # a Sichuan record of the same child
+        patient(p["namesake"], namesake, ids["children"], "ET-10"),
+        patient(p["bad1"], bad, ids["yubei"], "YB-2"), patient(p["bad2"], bad, ids["children"], "ET-11"),
+        patient(p["born1"], born_id, ids["yubei"], "YB-3", birthDate="2019-05-05"),
+        patient(p["born2"], born_id, ids["children"], "ET-12", birthDate="2018-05-05"),  # contradicts its ID
+        patient(p["old"], None, ids["children"], "ET-13",
+                link=[{"other": {"reference": f"Patient/{p['survivor']}"}, "type": "replaced-by"}]),
+        patient(p["survivor"], None, ids["children"], "ET-14"),
+    ]
+    written = put_all(http, base, resources)
+    reports = {
+        "child_dr": report(f"{t}-dr", p["yubei"], ids["yubei"], "DX-CHEST", day(5)),
+        "child_ct": report(f"{t}-ct", p["huaxi"], ids["huaxi"], "CT-HEAD", day(3)),
+        "namesake_dr": report(f"{t}-ndr", p["namesake"], ids["yubei"], "DX-CHEST", day(4)),
+        "bad_dr": report(f"{t}-bdr", p["bad1"], ids["yubei"], "DX-CHEST", day(4)),
+        "born_dr": report(f"{t}-odr", p["born1"], ids["yubei"], "DX-CHEST", day(4)),
+        "old_dr": report(f"{t}-rdr", p["old"], ids["yubei"], "DX-CHEST", day(6)),
+    }
+    put_all(http, base, list(reports.values()))
+    return {"p": p, "r": {k: v["id"] for k, v in reports.items()}, "child": child, "bad": bad, "written": written}
+
+
+def test_each_hospital_record_finds_the_other_hospitals_result(http, base, net, people):
+    p, r = people["p"], people["r"]
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['children']}"}) == [r["child_dr"]]
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['yubei']}"}) == [r["child_dr"]]
+    # three records in two regions: the Sichuan record finds the Chongqing DR, the Chongqing record the Sichuan CT
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['huaxi']}"}) == [r["child_dr"]]
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['children']}"}, "CT-HEAD") == [r["child_ct"]]
+
+
+def test_the_national_id_finds_the_result_once_several_records_carry_it(http, base, net, people):
+    assert found_reports(http, base, net, {"identifier": {"system": NATIONAL, "value": people["child"]}}) == \
+        [people["r"]["child_dr"]]
+
+
+def test_a_namesake_with_another_id_is_never_matched(http, base, net, people):
+    p, r = people["p"], people["r"]
+    assert r["namesake_dr"] not in found_reports(http, base, net, {"reference": f"Patient/{p['children']}"})
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['namesake']}"}) == [r["namesake_dr"]]
+
+
+def test_an_id_with_a_wrong_check_digit_links_nothing_and_its_write_is_warned(http, base, net, people):
+    p, r = people["p"], people["r"]
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['bad2']}"}) == []
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['bad1']}"}) == [r["bad_dr"]]  # its own
+    # the ID alone names two unlinked records: not one person, so no prompt rather than a guess
+    assert found_reports(http, base, net, {"identifier": {"system": NATIONAL, "value": people["bad"]}}) == []
+    warned = http.post(f"{base}/Patient", json=patient(unique("w"), people["bad"], net["ids"]["yubei"], "YB-9"),
+                       headers={"Content-Type": FHIR_JSON, "Prefer": "return=OperationOutcome"})
+    assert warned.status_code == 201
+    issues = [i for i in warned.json()["issue"] if i["severity"] == "warning"]
+    assert issues and "check character" in issues[0]["diagnostics"]
+    assert issues[0]["expression"] == ["Patient.identifier"]
+
+
+def test_a_record_contradicting_its_id_is_not_linked(http, base, net, people):
+    p = people["p"]
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['born2']}"}) == []
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['born1']}"}) == [people["r"]["born_dr"]]
+    entry = next(e for e in people["written"] if e["response"]["location"].startswith(f"Patient/{p['born2']}/"))
+    assert entry["response"]["status"].startswith("20")
+
+
+def test_replaced_record_results_follow_the_surviving_record(http, base, net, people):
+    p, r = people["p"], people["r"]
+    assert found_reports(http, base, net, {"reference": f"Patient/{p['survivor']}"}) == [r["old_dr"]]
+
+
+def test_cds_order_select_prompts_from_the_ordering_hospitals_own_record(http, base, net, people):
+    root = base.replace("/fhir", "")
+    body = json.loads(json.dumps(CDS_REQUEST).replace("PATIENT", people["p"]["children"])
+                      .replace("REQUESTER", net["ids"]["children"]))
+    body["hook"] = "order-select"
+    cards = http.post(f"{root}/cds-services/hr-recognition-order-select", json=body).json()["cards"]
+    assert [c["links"][0]["url"].rsplit("/", 1)[1] for c in cards] == [people["r"]["child_dr"]]
