@@ -124,23 +124,43 @@ def _demo(args: argparse.Namespace) -> int:
 
     import requests
 
-    from .demo import bundles
+    from .demo import bundles, owned_bundles
     from .security.principal import bearer_header
 
     base = (args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir").rstrip("/")
-    for bundle in bundles():
+    loads = [(bearer_header(), bundle) for bundle in bundles()]
+    try:
+        settings: Settings | None = Settings.from_env()
+    except SettingsError:  # e.g. this shell has none of the server's auth settings: load without tokens
+        settings = None
+    if settings is not None and settings.auth == "on" and not bearer_header() and settings.auth_hs256_secret:
+        # Authentication on with development tokens: each hospital writes what it owns, with its own token.
+        from .security.tokens import issue_development_token
+
+        def header(owner: str) -> dict[str, str]:
+            assert settings is not None
+            token = issue_development_token(settings, f"demo-loader-{owner}", "system/*.cruds", f"Organization/{owner}")
+            return {"Authorization": f"Bearer {token}"}
+
+        loads = [(header(owner), bundle) for owner, bundle in owned_bundles()]
+    for headers, bundle in loads:
         try:
             response = requests.post(base, data=json.dumps(bundle, ensure_ascii=False).encode("utf-8"), timeout=120,
                                      headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal",
-                                              **bearer_header()})
+                                              **headers})
         except requests.RequestException:
             log.error("cannot reach %s; start the server first (make run)", base)
             return 1
         if response.status_code != 200:
             log.error("the server refused the demo data (HTTP %s): %s", response.status_code, response.text[:500])
+            if response.status_code in (401, 403):
+                log.error("with authentication on, run the demo with the server's FHIRSERVER_AUTH_HS256_SECRET "
+                          "and FHIRSERVER_AUTH_ISSUER set (each hospital's data is then written with its own "
+                          "token), or set FHIRSERVER_TOKEN to a token allowed to write all of it")
             return 1
     print(f"demo network loaded into {base}: hospitals demo-cq-children (requester), demo-cq-yubei, "
-          f"demo-cq-township, demo-sc-huaxi; patients demo-xiaoming, demo-wangfang")
+          f"demo-cq-township, demo-sc-huaxi; patients demo-xiaoming (and the children's hospital's own record "
+          f"demo-xiaoming-et, with a Consent), demo-wangfang")
     return 0
 
 

@@ -2,7 +2,12 @@
 example works. Dates are relative to today, so the demo results stay inside their validity windows.
 
 Hospitals (levels, regions, network membership and QC accreditation), two patients with national IDs, and
-recognizable and non-recognizable results (ids start with demo-).
+recognizable and non-recognizable results (ids start with demo-). The children's hospital keeps its own record
+of 小明 (demo-xiaoming-et, its own MRN), where 小明's guardian consented to the hospital seeing his results from
+the other hospitals of the network: with authentication on, that Consent is what shows it the 渝北 chest DR.
+
+`owned_bundles()` groups the same resources by owner, so that with authentication on each hospital's data is
+written with a token of that hospital (a hospital may write only what it owns), the registry with a platform's.
 """
 
 from __future__ import annotations
@@ -21,8 +26,13 @@ HOSPITALS = [
     ("demo-cq-township", "渝北区某镇卫生院", "1", "500112"),
     ("demo-sc-huaxi", "四川大学华西医院", "3A", "510100"),
 ]
-PATIENTS = [("demo-xiaoming", "小明", "male", "2019-05-01", "50011220190501001X"),
-            ("demo-wangfang", "王芳", "female", "1980-01-01", "510104198001010022")]
+# id, name, gender, birth date, resident ID, managing hospital, its MRN
+PATIENTS = [("demo-xiaoming", "小明", "male", "2019-05-01", "50011220190501001X", "demo-cq-yubei", "YB-20190501"),
+            ("demo-xiaoming-et", "小明", "male", "2019-05-01", "50011220190501001X", "demo-cq-children", "ET-000731"),
+            ("demo-wangfang", "王芳", "female", "1980-01-01", "510104198001010022", "demo-cq-yubei", "YB-19800101")]
+# The network's registry (its Organizations and OrganizationAffiliations) is written by the network itself, a
+# platform backend: Organizations need a system scope, affiliations belong to the network (their organization).
+REGISTRY = "demo-network"
 
 
 def _when(days_ago: int) -> str:
@@ -57,14 +67,35 @@ def _report(rid: str, patient: str, hospital: str, item: str, days_ago: int, sta
             "performer": [{"reference": f"Organization/{hospital}"}]}
 
 
-def bundles() -> list[dict[str, Any]]:
-    """Two transactions: the network first (marks are computed from stored standing), then results."""
+def _patient(pid: str, name: str, gender: str, born: str, nid: str, hospital: str, mrn: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid, "name": [{"text": name}], "gender": gender, "birthDate": born,
+            "identifier": [{"system": f"urn:oid:2.16.156.10011.1.99.{hospital}", "value": mrn},
+                           {"system": "urn:oid:2.16.156.10011.1.3", "value": nid}],
+            "managingOrganization": {"reference": f"Organization/{hospital}"}}
+
+
+def _consent() -> dict[str, Any]:
+    """小明's guardian, at the children's hospital: it may see his results from the network's hospitals."""
+    return {"resourceType": "Consent", "id": "demo-consent-xiaoming", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/demo-xiaoming-et"}, "dateTime": _when(1)[:10],
+            "organization": [{"reference": "Organization/demo-cq-children"}],
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+            "provision": {"type": "permit", "actor": [{
+                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                     "code": "IRCP"}]},
+                "reference": {"reference": "Organization/demo-cq-children"}}]}}
+
+
+def _owned() -> list[tuple[str, list[dict[str, Any]]]]:
+    """(owner, resources) in loading order: the network first (marks are computed from stored standing), then
+    each hospital's patients, consents and results."""
     network: list[dict[str, Any]] = [{"resourceType": "Organization", "id": "demo-network", "name": "川渝互认网络"}]
     network += [_organization(*h) for h in HOSPITALS]
     network += [_affiliation(h[0], code) for h in HOSPITALS for code in ("network-member", "qc-accredited")]
-    network += [{"resourceType": "Patient", "id": pid, "name": [{"text": name}], "gender": gender, "birthDate": born,
-                 "identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": nid}]}
-                for pid, name, gender, born, nid in PATIENTS]
+    patients = [_patient(*row) for row in PATIENTS]
     results = [
         _report("demo-dr-chest", "demo-xiaoming", "demo-cq-yubei", "DX-CHEST", 5, loinc="36643-5"),
         _report("demo-ct-head-township", "demo-wangfang", "demo-cq-township", "CT-HEAD", 3),
@@ -72,6 +103,27 @@ def bundles() -> list[dict[str, Any]]:
         _report("demo-dr-knee-old", "demo-wangfang", "demo-cq-yubei", "DX-KNEE", 120),
         _report("demo-us-abdomen-cancelled", "demo-wangfang", "demo-cq-yubei", "US-ABDOMEN", 2, status="cancelled"),
     ]
-    return [{"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in batch]}
-        for batch in (network, results)]
+    out: list[tuple[str, list[dict[str, Any]]]] = [(REGISTRY, network)]
+    for hospital, *_ in HOSPITALS:
+        mine = [p for p in patients if p["managingOrganization"]["reference"] == f"Organization/{hospital}"]
+        mine += [_consent()] if hospital == "demo-cq-children" else []
+        mine += [r for r in results if r["performer"][0]["reference"] == f"Organization/{hospital}"]
+        if mine:
+            out.append((hospital, mine))
+    return out
+
+
+def _transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}
+
+
+def owned_bundles() -> list[tuple[str, dict[str, Any]]]:
+    """One transaction per owner (an Organization id): the network's registry first, then each hospital's data."""
+    return [(owner, _transaction(resources)) for owner, resources in _owned()]
+
+
+def bundles() -> list[dict[str, Any]]:
+    """The network, then the rest, for a loader that may write everything (authentication off)."""
+    owned = _owned()
+    return [_transaction(owned[0][1]), _transaction([r for _, resources in owned[1:] for r in resources])]

@@ -40,3 +40,52 @@ def test_demo_network_loads_and_the_readme_story_works(http, base):
         [sys.executable, "-m", "fhirserver", "demo", "--url", base], capture_output=True, text=True, timeout=120
     )
     assert again.returncode == 0  # loading twice is harmless (PUT by id)
+
+
+def test_demo_loads_with_authentication_on_and_the_consent_shows_the_outside_dr(tmp_path):
+    """Production story: auth on, every hospital's data written with its own token; the children's hospital sees
+    the 渝北 chest DR of 小明 through its own record of him and the Consent given there; another hospital does not."""
+    import os
+    import time
+
+    import jwt
+    import requests
+    from conftest import new_server
+
+    secret, issuer = "demo-secret-" + "x" * 32, "https://auth.demo.example"
+    server = new_server(tmp_path / "node")
+    env = {"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": issuer, "FHIRSERVER_AUTH_HS256_SECRET": secret,
+           "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{server.port}/fhir"}
+    server.extra_env.update(env)
+    server.start()
+    try:
+        loaded = subprocess.run([sys.executable, "-m", "fhirserver", "demo", "--url", server.base],
+                                capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        assert loaded.returncode == 0, loaded.stderr
+
+        def doctor(hospital: str) -> dict[str, str]:
+            now = int(time.time())
+            token = jwt.encode({"iss": issuer, "aud": server.base, "sub": f"doc-{hospital}", "iat": now, "nbf": now,
+                                "exp": now + 600, "scope": "user/*.cruds", "organization": f"Organization/{hospital}",
+                                "fhirUser": f"Practitioner/doc-{hospital}"}, secret, algorithm="HS256")
+            return {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON}
+
+        def prompted(hospital: str) -> list[str]:
+            order = {"resourceType": "ServiceRequest", "status": "draft", "intent": "order",
+                     "subject": {"reference": "Patient/demo-xiaoming-et"},
+                     "code": {"coding": [{"system": "http://loinc.org", "code": "36643-5"}]},
+                     "requester": {"reference": f"Organization/{hospital}"}}
+            answer = requests.post(f"{server.base}/ServiceRequest/$duplicate-check", headers=doctor(hospital),
+                                   timeout=30, json={"resourceType": "Parameters",
+                                                     "parameter": [{"name": "request", "resource": order}]})
+            assert answer.status_code == 200, answer.text
+            return [e["resource"]["id"] for e in answer.json().get("entry", [])
+                    if e["resource"]["resourceType"] == "DiagnosticReport"]
+
+        assert prompted("demo-cq-children") == ["demo-dr-chest"]
+        assert prompted("demo-sc-huaxi") == []  # no consent for 华西: the DR stays invisible to it
+        hidden = requests.get(f"{server.base}/DiagnosticReport/demo-dr-chest", headers=doctor("demo-sc-huaxi"),
+                              timeout=30)
+        assert hidden.status_code == 404
+    finally:
+        server.stop()
