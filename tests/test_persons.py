@@ -31,11 +31,11 @@ def test_resident_id_check_follows_gb_11643():
     assert "not a birth date" in parse("110105194913310021")  # month 13, with its right check character
 
 
-def patient(pid: str, national: str | None, hospital: str, mrn: str, **extra: object) -> dict:
+def patient(pid: str, national: str | None, hospital: str, mrn: str, name: str = "小明", **extra: object) -> dict:
     identifiers = [{"system": f"urn:oid:2.16.156.10011.1.99.{hospital}", "value": mrn}]
     if national:
         identifiers.append({"system": NATIONAL, "value": national})
-    return {"resourceType": "Patient", "id": pid, "identifier": identifiers, "name": [{"text": "小明"}],
+    return {"resourceType": "Patient", "id": pid, "identifier": identifiers, "name": [{"text": name}],
             "managingOrganization": {"reference": f"Organization/{hospital}"}, **extra}
 
 
@@ -67,12 +67,14 @@ def people(http, base, net):
     bad = bad[:17] + ("0" if bad[17] != "0" else "1")
     born_id = resident(rng, "20190505")
     p = {k: f"{t}-{k}" for k in ("yubei", "children", "huaxi", "namesake", "bad1", "bad2", "born1", "born2",
-                                 "old", "survivor")}
+                                 "old", "survivor", "noid")}
+    name = f"小明{t[-6:]}"  # one name for the child, his namesake and a record without an ID
     resources = [
-        patient(p["yubei"], child, ids["yubei"], "YB-1", birthDate="2020-01-01", gender="male"),
-        patient(p["children"], child, ids["children"], "ET-9"),
-        patient(p["huaxi"], child, ids["huaxi"], "HX-3"),  # a Sichuan record of the same child
-        patient(p["namesake"], namesake, ids["children"], "ET-10"),
+        patient(p["yubei"], child, ids["yubei"], "YB-1", name, birthDate="2020-01-01", gender="male"),
+        patient(p["children"], child, ids["children"], "ET-9", name),
+        patient(p["huaxi"], child, ids["huaxi"], "HX-3", name),  # a Sichuan record of the same child
+        patient(p["namesake"], namesake, ids["children"], "ET-10", name, birthDate="2020-01-01", gender="male"),
+        patient(p["noid"], None, ids["township"], "TS-1", name, birthDate="2020-01-01", gender="male"),
         patient(p["bad1"], bad, ids["yubei"], "YB-2"), patient(p["bad2"], bad, ids["children"], "ET-11"),
         patient(p["born1"], born_id, ids["yubei"], "YB-3", birthDate="2019-05-05"),
         patient(p["born2"], born_id, ids["children"], "ET-12", birthDate="2018-05-05"),  # contradicts its ID
@@ -90,7 +92,8 @@ def people(http, base, net):
         "old_dr": report(f"{t}-rdr", p["old"], ids["yubei"], "DX-CHEST", day(6)),
     }
     put_all(http, base, list(reports.values()))
-    return {"p": p, "r": {k: v["id"] for k, v in reports.items()}, "child": child, "bad": bad, "written": written}
+    return {"p": p, "r": {k: v["id"] for k, v in reports.items()}, "child": child, "bad": bad, "written": written,
+            "name": name}
 
 
 def test_each_hospital_record_finds_the_other_hospitals_result(http, base, net, people):
@@ -147,3 +150,37 @@ def test_cds_order_select_prompts_from_the_ordering_hospitals_own_record(http, b
     body["hook"] = "order-select"
     cards = http.post(f"{root}/cds-services/hr-recognition-order-select", json=body).json()["cards"]
     assert [c["links"][0]["url"].rsplit("/", 1)[1] for c in cards] == [people["r"]["child_dr"]]
+
+
+def test_patient_match_grades_the_records_of_the_person(http, base, people):
+    p = people["p"]
+
+    def match(resource: dict, **extra: object) -> list[tuple[str, float, str]]:
+        parameters = [{"name": "resource", "resource": resource}]
+        parameters += [{"name": k, ("valueBoolean" if isinstance(v, bool) else "valueInteger"): v}
+                       for k, v in extra.items()]
+        answer = http.post(f"{base}/Patient/$match", headers={"Content-Type": FHIR_JSON},
+                           json={"resourceType": "Parameters", "parameter": parameters})
+        assert answer.status_code == 200, answer.text
+        bundle = answer.json()
+        assert bundle["type"] == "searchset"
+        return [(e["resource"]["id"], e["search"]["score"], e["search"]["extension"][0]["valueCode"])
+                for e in bundle.get("entry", [])]
+
+    query = {"resourceType": "Patient", "name": [{"text": people["name"]}], "birthDate": "2020-01-01",
+             "gender": "male", "identifier": [{"system": NATIONAL, "value": people["child"]}]}
+    found = match(query)
+    certain = sorted(i for i, s, g in found if g == "certain")
+    assert certain == sorted([p["yubei"], p["children"], p["huaxi"]]) and all(s == 1.0 for i, s, g in found
+                                                                                if g == "certain")
+    assert (p["noid"], 0.8, "probable") in found  # same name, birth date and sex, no ID to contradict
+    assert p["namesake"] not in {i for i, _, _ in found}  # same name and birth date, another resident ID
+    assert sorted(i for i, _, _ in match(query, onlyCertainMatches=True)) == certain
+    assert len(match(query, count=2)) == 2
+    refused = http.post(f"{base}/Patient/$match", headers={"Content-Type": FHIR_JSON},
+                        json={"resourceType": "Parameters", "parameter": [
+                            {"name": "resource", "resource": {"resourceType": "Observation", "status": "final"}}]})
+    assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome"
+    capability = http.get(f"{base}/metadata").json()
+    patient_ops = next(r for r in capability["rest"][0]["resource"] if r["type"] == "Patient").get("operation", [])
+    assert "match" in {o["name"] for o in patient_ops}

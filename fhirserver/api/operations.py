@@ -19,6 +19,7 @@ from ..fhir.interactions.writing import check_type
 from ..fhir.json_format import loads
 from ..fhir.operation_params import OperationInput, Param, parse
 from ..fhir.resource_types import SUPPORTED_TYPES
+from ..persons.match import match
 from ..recognition.service import RecognitionService
 from ..recognition.statistics import statistics
 from ..terminology import operations as terminology
@@ -62,6 +63,12 @@ def _duplicate_check(ctx: FhirContext, recognition: RecognitionService, inputs: 
                      _instance: dict[str, Any] | None) -> dict[str, Any]:
     return recognition.duplicate_check(ctx, inputs.require("request"), inputs.all("context"),
                                        ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
+
+
+def _match(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
+           _instance: dict[str, Any] | None) -> dict[str, Any]:
+    return match(ctx, recognition.persons, inputs.require("resource"), bool(inputs.get("onlyCertainMatches", False)),
+                 inputs.get("count"), ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
 
 
 def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
@@ -114,6 +121,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("duplicate-check", ("ServiceRequest",), False, f"{CANONICAL_OD}/hr-duplicate-check",
               [Param("request", "resource"), Param("context", "CodeableConcept", repeats=True)], _duplicate_check,
               post_only=True),
+    Operation("match", ("Patient",), False, f"{HL7}/Patient-match",
+              [Param("resource", "resource"), Param("onlyCertainMatches", "boolean"), Param("count", "integer")],
+              _match, post_only=True),
     Operation("statistics", (), False, f"{CANONICAL_OD}/hr-statistics",
               [Param("period-start"), Param("period-end"), Param("region"), Param("organization"), Param("category")],
               _statistics, type_level=False, system=True),

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "embedded-mongo.json"
 ENGINE_FOLDER = "wiredtiger"
-CACHE_SIZE = "256M"  # WiredTiger cache of the embedded engine; production sizes MongoDB's own
+# WiredTiger cache of the embedded engine (FHIRSERVER_ENGINE_CACHE overrides); production sizes MongoDB's own.
+CACHE_SIZE = "1G"
 # The engine prunes its oplog every 1,000 writes once it holds more than its cap (100,000 entries by default), and
 # each prune walks the deleted entries at the head of 17 tables under its global lock: at 100,000 results a commit
 # stalled for minutes (measured 2026-12-01, secantusdb 0.7.0b3). Nothing here reads the oplog (no change streams),
@@ -77,7 +78,8 @@ class EmbeddedEngine:
             sys.executable, "-c", _LAUNCH,
             "--host", "127.0.0.1", "--port", str(port),
             "--storage-path", str(self.engine_dir),
-            "--cache-size", CACHE_SIZE, "--log-level", "WARNING", *OPLOG_NEVER_PRUNED,
+            "--cache-size", os.environ.get("FHIRSERVER_ENGINE_CACHE") or CACHE_SIZE, "--log-level", "WARNING",
+            *OPLOG_NEVER_PRUNED,
         ]
         with self.output_path.open("ab") as out:
             self.process = subprocess.Popen(
