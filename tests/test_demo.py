@@ -70,20 +70,28 @@ def test_demo_loads_with_authentication_on_and_the_consent_shows_the_outside_dr(
                                 "fhirUser": f"Practitioner/doc-{hospital}"}, secret, algorithm="HS256")
             return {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON}
 
-        def prompted(hospital: str) -> list[str]:
+        def check(hospital: str, patient: str = "demo-xiaoming-et") -> list[dict]:
             order = {"resourceType": "ServiceRequest", "status": "draft", "intent": "order",
-                     "subject": {"reference": "Patient/demo-xiaoming-et"},
+                     "subject": {"reference": f"Patient/{patient}"},
                      "code": {"coding": [{"system": "http://loinc.org", "code": "36643-5"}]},
                      "requester": {"reference": f"Organization/{hospital}"}}
             answer = requests.post(f"{server.base}/ServiceRequest/$duplicate-check", headers=doctor(hospital),
                                    timeout=30, json={"resourceType": "Parameters",
                                                      "parameter": [{"name": "request", "resource": order}]})
             assert answer.status_code == 200, answer.text
-            return [e["resource"]["id"] for e in answer.json().get("entry", [])
-                    if e["resource"]["resourceType"] == "DiagnosticReport"]
+            return [e["resource"] for e in answer.json().get("entry", [])]
+
+        def prompted(hospital: str) -> list[str]:
+            return [r["id"] for r in check(hospital) if r["resourceType"] == "DiagnosticReport"]
 
         assert prompted("demo-cq-children") == ["demo-dr-chest"]
+        assert not [r for r in check("demo-cq-children") if r["resourceType"] == "OperationOutcome"]
         assert prompted("demo-sc-huaxi") == []  # no consent for 华西: the DR stays invisible to it
+        # 华西 is told that consent is needed, in the same words whether or not results exist (no oracle)
+        told = check("demo-sc-huaxi")
+        assert [r["resourceType"] for r in told] == ["OperationOutcome"]
+        assert "patient's consent" in told[0]["issue"][0]["diagnostics"]
+        assert check("demo-sc-huaxi", "no-such-patient") == told
         hidden = requests.get(f"{server.base}/DiagnosticReport/demo-dr-chest", headers=doctor("demo-sc-huaxi"),
                               timeout=30)
         assert hidden.status_code == 404

@@ -18,7 +18,7 @@ from ..fhir.errors import FhirError, bad_request, not_found
 from ..fhir.interactions.context import FhirContext
 from ..fhir.json_format import dumps, loads
 from ..recognition.rules import EvaluationContext, describe, moment
-from ..recognition.service import RecognitionService
+from ..recognition.service import CONSENT_NOTICE, RecognitionService
 from ..store.indexes import CDS_CARDS
 
 SERVICES = {
@@ -138,6 +138,10 @@ def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: 
                                              "order": order.get("id"), "issued": time.time()})
         if record:
             recognition.record(ctx, "duplicate-prompt", decision, requester)
+    if recognition.consent_missing(ctx, order):
+        cards.append({"uuid": str(uuid.uuid4()), "summary": "外院结果需患者授权 Other hospitals' results need consent",
+                      "indicator": "info", "detail": CONSENT_NOTICE,
+                      "source": {"label": "检查检验结果互认 Mutual recognition", "url": base}})
     return cards
 
 

@@ -27,6 +27,11 @@ from .rules import Decision, EvaluationContext, describe, evaluate, moment
 from .standing import Standing, read_standing
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+# Said whenever the requesting hospital holds no consent of the person, whether or not other hospitals hold
+# results (the same words either way, so the answer reveals nothing about them).
+CONSENT_NOTICE = ("其他医院的检查检验结果须经患者同意后方可调阅，本院尚无该患者的有效授权。"
+                  "Other hospitals' results are searched only with the patient's consent, "
+                  "and this organization holds none for this patient.")
 PRIOR_LIMIT = 50
 
 
@@ -208,14 +213,21 @@ class RecognitionService:
             self.record(ctx, "view", found[0][0], requester)
         entries += [{"fullUrl": p.url or f"{base_url}/{p.resource['resourceType']}/{p.resource['id']}",
                      "resource": p.resource} for _, _, p in found]
-        if warnings:
-            entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                            "resource": operation_outcome([Issue("incomplete", w, "warning") for w in warnings])})
+        notices = [Issue("incomplete", w, "warning") for w in warnings]
+        if self.consent_missing(ctx, order):
+            notices.append(Issue("suppressed", CONSENT_NOTICE, "information"))
+        if notices:
+            entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": operation_outcome(notices)})
         bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
                                   "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         if entries:
             bundle["entry"] = entries
         return bundle
+
+    def consent_missing(self, ctx: FhirContext, order: dict[str, Any]) -> bool:
+        """Whether the caller must be told that other hospitals' results need the patient's consent."""
+        patient, _ = self.order_facts(ctx, order)
+        return bool(patient) and ctx.access.lacks_consent(str(patient))
 
     def detected_issue(self, decision: Decision, performer: Standing | None, order: dict[str, Any]) -> dict[str, Any]:
         code = "recognizable" if decision.recognizable else "not-recognizable"

@@ -107,6 +107,12 @@ class PolicyAccess:
                                                          f"as its owner (see SearchParameter hr-owner).")
         self._record(p, new)
 
+    def lacks_consent(self, patient: str) -> bool:
+        p = current()
+        if p is None or p.unrestricted or p.break_glass or p.patient or not (p.organization or p.owners):
+            return False
+        return not self._consents_to(p, patient, "DiagnosticReport")
+
     # -- visibility ------------------------------------------------------------------------------------------
     def visible(self, p: Principal, version: StoredVersion) -> bool:
         if p.unrestricted:

@@ -37,6 +37,10 @@ class Access(Protocol):
     def check_write(self, new: StoredVersion, current: StoredVersion | None) -> None:
         """Raise 403 (or 404 when the caller may not even see `current`) unless the caller may write."""
 
+    def lacks_consent(self, patient: str) -> bool:
+        """True when the caller sees other organizations' data of this person only with a consent it does not
+        hold (False when it holds one, or when no consent is needed: unrestricted, break-glass, the patient)."""
+
 
 class OpenAccess:
     """No restriction: the command line, start-up, and FHIRSERVER_AUTH=off."""
@@ -52,6 +56,9 @@ class OpenAccess:
 
     def check_write(self, new: StoredVersion, current: StoredVersion | None) -> None:
         return None
+
+    def lacks_consent(self, patient: str) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
