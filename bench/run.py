@@ -101,13 +101,13 @@ def thread_sessions() -> Callable[[], requests.Session]:
 
 def stored_documents(db: pymongo.database.Database, batch: list[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
     """The history and current documents the server stored for a batch of resources, by collection (new _ids)."""
-    out: dict[str, list[dict[str, object]]] = {}
+    by_type: dict[str, list[str]] = {}
     for resource in batch:
-        rtype, rid = str(resource["resourceType"]), str(resource["id"])
-        for name, key in ((f"{rtype}_history", f"{rid}/1"), (rtype, rid)):
-            doc = db[name].find_one({"_id": key})
-            if doc is not None:
-                out.setdefault(name, []).append({k: v for k, v in doc.items() if k != "_id"})
+        by_type.setdefault(str(resource["resourceType"]), []).append(str(resource["id"]))
+    out: dict[str, list[dict[str, object]]] = {}
+    for rtype, ids in by_type.items():
+        for name, keys in ((f"{rtype}_history", [f"{i}/1" for i in ids]), (rtype, ids)):
+            out[name] = [{k: v for k, v in doc.items() if k != "_id"} for doc in db[name].find({"_id": {"$in": keys}})]
     return out
 
 

@@ -28,7 +28,7 @@ from .values import MAX_MS, MIN_MS, ValueFormatError, date_range, hull_buckets, 
 
 INDEXABLE_TYPES = frozenset({"token", "reference", "date", "string", "number", "quantity", "uri", "composite"})
 # Parameters that also get a MongoDB index (all parameters are stored; each index costs every write).
-DATABASE_INDEXED = ("identifier", "patient", "subject", "code", "item", "date")
+DATABASE_INDEXED = ("identifier", "patient", "subject", "code", "item", "date", "link")
 # Date parameters also stored as 30-day bucket keys (sp.<field>__b), the field their index is on.
 BUCKETED_DATES = frozenset({"date"})
 _REFERENCE = re.compile(r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})"
