@@ -85,7 +85,8 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
                           lambda org: (recognition.standing(ctx, org) or Standing(org)).region, persons)
     trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
-    ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule, persons.write_warnings),
+    ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
+                  advise_write=(persons.write_warnings,),
                   after_write=(recognition.record_override,), access=access, record_event=trail.spool,
                   settle_events=trail.settle)
     access.bind(ctx)

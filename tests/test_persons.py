@@ -128,6 +128,10 @@ def test_an_id_with_a_wrong_check_digit_links_nothing_and_its_write_is_warned(ht
     issues = [i for i in warned.json()["issue"] if i["severity"] == "warning"]
     assert issues and "check character" in issues[0]["diagnostics"]
     assert issues[0]["expression"] == ["Patient.identifier"]
+    # without asking for an OperationOutcome the client gets its Patient, as stored
+    plain = http.post(f"{base}/Patient", json=patient(unique("w"), people["bad"], net["ids"]["yubei"], "YB-8"),
+                      headers={"Content-Type": FHIR_JSON})
+    assert plain.status_code == 201 and plain.json()["resourceType"] == "Patient"
 
 
 def test_a_record_contradicting_its_id_is_not_linked(http, base, net, people):

@@ -7,7 +7,7 @@ import uuid
 
 from flask import Request, Response
 
-from ..fhir.errors import FhirError, Issue, information, operation_outcome
+from ..fhir.errors import FhirError, Issue, operation_outcome
 from ..fhir.interactions.context import Result
 from ..fhir.json_format import dumps, loads
 from ..fhir.versioning import etag, http_date
@@ -71,7 +71,8 @@ def render(result: Result, request: Request, base_url: str, honour_prefer: bool 
         done = Issue("informational", result.message or "Done.", severity="information")
         return _json_response(dumps(operation_outcome([*result.warnings, done])), result.status, request, headers)
     if prefer == "OperationOutcome":
-        return _json_response(dumps(information(result.message or "Done.")), 200 if result.status == 204
+        done = Issue("informational", result.message or "Done.", severity="information")
+        return _json_response(dumps(operation_outcome([*result.advisories, done])), 200 if result.status == 204
                               else result.status, request, headers)
     if result.status == 204 or prefer == "minimal":
         return Response(status=result.status, headers=headers)

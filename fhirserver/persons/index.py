@@ -62,14 +62,14 @@ class PersonIndex:
             tokens.append(f"{system}|{parsed.value}")
         return tokens, problems
 
-    def write_warnings(self, ctx: FhirContext, resource: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
-        """before_write hook: a Patient whose identity cannot link gets a warning with its write (never a refusal:
-        the hospital's record is still the hospital's record)."""
+    def write_warnings(self, ctx: FhirContext, resource: dict[str, Any]) -> list[Issue]:
+        """advise_write hook: a Patient whose identity cannot link gets a warning with its write (never a refusal:
+        the hospital's record is still the hospital's record), in the OperationOutcome a client asks for."""
         if resource.get("resourceType") != "Patient":
-            return resource, []
+            return []
         _, problems = self.identities(resource)
-        return resource, [Issue("business-rule", text, severity="warning", expression=("Patient.identifier",))
-                          for text in problems]
+        return [Issue("business-rule", text, severity="warning", expression=("Patient.identifier",))
+                for text in problems]
 
     # -- the person -----------------------------------------------------------------------------------------------
     def members(self, ctx: FhirContext, reference: str) -> list[Member]:

@@ -80,6 +80,9 @@ class FhirContext:
     # before_write(ctx, resource) -> (resource, warnings); may raise FhirError (e.g. 422).
     # after_write(ctx, version, resource) runs once the version is stored.
     before_write: tuple[Callable[..., tuple[dict[str, Any], list[Any]]], ...] = ()
+    # advise_write(ctx, resource) -> issues: advice on a write that is stored as sent (e.g. a resident ID that
+    # cannot link records); shown with Prefer: return=OperationOutcome, never instead of the resource.
+    advise_write: tuple[Callable[..., list[Any]], ...] = ()
     after_write: tuple[Callable[..., None], ...] = ()
     access: Access = field(default_factory=OpenAccess)
     # Where server-made AuditEvents go (the hash-chained trail, security/audit.py); None: stored plainly.
@@ -111,3 +114,4 @@ class Result:
     message: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     warnings: list[Any] = field(default_factory=list)  # Issues to report with a successful write
+    advisories: list[Any] = field(default_factory=list)  # Issues for Prefer: return=OperationOutcome only

@@ -33,4 +33,4 @@ def _create_new(ctx: FhirContext, resource_type: str, resource: dict[str, Any]) 
                         lambda _current, vid, ts: prepared.version(vid, ts, "POST"), expected_vid=0)
     after_write(ctx, written)
     return Result(status=201, version=written, location="history", warnings=prepared.warnings,
-                  message=f"Created {resource_type}/{prepared.id}.")
+                  advisories=prepared.advisories, message=f"Created {resource_type}/{prepared.id}.")

@@ -62,5 +62,5 @@ def _write(ctx: FhirContext, resource_type: str, resource_id: str, resource: dic
     after_write(ctx, written)
     created = previous is None or previous.deleted
     return Result(status=201 if created else 200, version=written, location="history" if created else None,
-                  warnings=prepared.warnings,
+                  warnings=prepared.warnings, advisories=prepared.advisories,
                   message=f"{'Created' if created else 'Updated'} {resource_type}/{resource_id}.")

@@ -84,6 +84,7 @@ class PreparedResource:
         for hook in ctx.before_write:
             candidate, warnings = hook(ctx, candidate)
             self.warnings += warnings
+        self.advisories: list[Any] = [issue for advise in ctx.advise_write for issue in advise(ctx, candidate)]
         self.resource = candidate
         self.id = resource_id
         self.index = ctx.indexer.index(candidate)
