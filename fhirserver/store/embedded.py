@@ -86,6 +86,11 @@ class EmbeddedEngine:
         return self.data_dir / "engine.out"
 
     def start(self) -> str:
+        import importlib.util
+
+        if importlib.util.find_spec("secantus") is None:
+            raise EmbeddedEngineError("the embedded engine is not installed: pip install 'fhirserver[embedded]' "
+                                      "(make run does), or set FHIRSERVER_MONGODB_URI to a MongoDB replica set")
         self.engine_dir.parent.mkdir(parents=True, exist_ok=True)
         port = _free_port()
         command = [
