@@ -188,3 +188,40 @@ def test_patient_match_grades_the_records_of_the_person(http, base, people):
     capability = http.get(f"{base}/metadata").json()
     patient_ops = next(r for r in capability["rest"][0]["resource"] if r["type"] == "Patient").get("operation", [])
     assert "match" in {o["name"] for o in patient_ops}
+
+
+def test_generated_region_finds_every_result_of_the_person_and_none_of_another(http, base, net):
+    """40 people, each with records at 1-4 of the network's hospitals (one name for every 7th person: namesakes
+    abound), results of one item under random records: from every record, $duplicate-check must find exactly the
+    person's results. Prints the counts (0 missed, 0 unsafe is the bar)."""
+    rng = random.Random(2026)
+    t, ids = unique("region"), net["ids"]
+    hospitals = [ids[h] for h in ("children", "yubei", "township", "huaxi")]
+    people, resources, results = [], [], []
+    for n in range(40):
+        national = resident(rng, f"2015{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}", female=bool(n % 2))
+        records = []
+        for h, hospital in enumerate(rng.sample(hospitals, rng.randint(1, 4))):
+            rid = f"{t}-{n}-{h}"
+            resources.append(patient(rid, national, hospital, f"MRN-{n}-{h}", f"同名{n % 7}"))  # namesakes abound
+            records.append(rid)
+        expected = set()
+        for k in range(rng.randint(0, 3)):
+            report_id = f"{t}-r{n}-{k}"
+            results.append(report(report_id, rng.choice(records), ids["yubei"], "DX-CHEST", day(rng.randint(1, 60))))
+            expected.add(report_id)
+        people.append((records, expected))
+    for start in range(0, len(resources), 50):
+        put_all(http, base, resources[start:start + 50])
+    put_all(http, base, results)
+    missed = unsafe = checked = 0
+    for records, expected in people:
+        for record in records:
+            found = set(found_reports(http, base, net, {"reference": f"Patient/{record}"}))
+            missed += len(expected - found)
+            unsafe += len(found - expected)
+            checked += 1
+    print(f"\nperson index over a generated region: {len(people)} people, {len(resources)} records, "
+          f"{len(results)} results, {checked} checks: {missed} missed, {unsafe} unsafe")
+    assert checked > 40 and results
+    assert (missed, unsafe) == (0, 0)
