@@ -187,7 +187,7 @@ def test_patient_match_grades_the_records_of_the_person(http, base, people):
     assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome"
     capability = http.get(f"{base}/metadata").json()
     patient_ops = next(r for r in capability["rest"][0]["resource"] if r["type"] == "Patient").get("operation", [])
-    assert "match" in {o["name"] for o in patient_ops}
+    assert {"match", "everything"} <= {o["name"] for o in patient_ops}
 
 
 def test_generated_region_finds_every_result_of_the_person_and_none_of_another(http, base, net):
@@ -225,3 +225,30 @@ def test_generated_region_finds_every_result_of_the_person_and_none_of_another(h
           f"{len(results)} results, {checked} checks: {missed} missed, {unsafe} unsafe")
     assert checked > 40 and results
     assert (missed, unsafe) == (0, 0)
+
+
+def test_everything_returns_the_persons_records_and_their_compartments_paged(http, base, people):
+    p, r = people["p"], people["r"]
+    first = http.get(f"{base}/Patient/{p['children']}/$everything", params={"_count": 2})
+    assert first.status_code == 200, first.text
+    bundle = first.json()
+    assert bundle["type"] == "searchset"
+    seen, pages = [], 0
+    while True:
+        pages += 1
+        seen += [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle.get("entry", [])]
+        following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+        if not following:
+            break
+        bundle = http.get(following[0]).json()
+    assert pages > 1 and len(seen) == len(set(seen)) == first.json()["total"]
+    assert {f"Patient/{p[k]}" for k in ("yubei", "children", "huaxi")} <= set(seen)
+    assert {f"DiagnosticReport/{r['child_dr']}", f"DiagnosticReport/{r['child_ct']}"} <= set(seen)
+    assert f"Patient/{p['namesake']}" not in seen and f"DiagnosticReport/{r['namesake_dr']}" not in seen
+    only_reports = http.get(f"{base}/Patient/{p['yubei']}/$everything", params={"_type": "DiagnosticReport"}).json()
+    assert {e["resource"]["resourceType"] for e in only_reports["entry"]} == {"DiagnosticReport"}
+    recent = http.get(f"{base}/Patient/{p['yubei']}/$everything",
+                      params={"_type": "DiagnosticReport", "start": day(4)[:10]}).json()
+    assert [e["resource"]["id"] for e in recent.get("entry", [])] == [r["child_ct"]]  # the DR is 5 days old
+    assert http.get(f"{base}/Patient/{p['yubei']}/$everything", params={"_type": "Unicorn"}).status_code == 400
+    assert http.get(f"{base}/Patient/no-such-{unique()}/$everything").status_code == 404

@@ -19,6 +19,7 @@ from ..fhir.interactions.writing import check_type
 from ..fhir.json_format import loads
 from ..fhir.operation_params import OperationInput, Param, parse
 from ..fhir.resource_types import SUPPORTED_TYPES
+from ..persons.everything import everything
 from ..persons.match import match
 from ..recognition.service import RecognitionService
 from ..recognition.statistics import statistics
@@ -69,6 +70,14 @@ def _match(ctx: FhirContext, recognition: RecognitionService, inputs: OperationI
            _instance: dict[str, Any] | None) -> dict[str, Any]:
     return match(ctx, recognition.persons, inputs.require("resource"), bool(inputs.get("onlyCertainMatches", False)),
                  inputs.get("count"), ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
+
+
+def _everything(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
+                instance: dict[str, Any] | None) -> dict[str, Any]:
+    assert instance is not None
+    given = {name: inputs.get(name) for name in ("start", "end", "_since", "_type", "_count", "_page")}
+    return everything(ctx, recognition.persons, instance["id"], given,
+                      ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
 
 
 def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
@@ -124,6 +133,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("match", ("Patient",), False, f"{HL7}/Patient-match",
               [Param("resource", "resource"), Param("onlyCertainMatches", "boolean"), Param("count", "integer")],
               _match, post_only=True),
+    Operation("everything", ("Patient",), True, f"{HL7}/Patient-everything",
+              [Param("start"), Param("end"), Param("_since"), Param("_type"), Param("_count", "integer"),
+               Param("_page")], _everything, type_level=False),
     Operation("statistics", (), False, f"{CANONICAL_OD}/hr-statistics",
               [Param("period-start"), Param("period-end"), Param("region"), Param("organization"), Param("category")],
               _statistics, type_level=False, system=True),
