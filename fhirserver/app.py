@@ -17,6 +17,7 @@ from .federation.breaker import CircuitBreaker
 from .federation.client import FederationClient
 from .federation.peers import PEER_TYPES
 from .federation.service import FederationService
+from .fhir import local_base
 from .fhir.errors import FhirError
 from .fhir.interactions.context import FhirContext
 from .fhir.profiles import ProfileValidator
@@ -142,12 +143,16 @@ def _register_registry_snapshot(app: Flask, ctx: FhirContext) -> None:
     def begin() -> None:
         g.registry_snapshot = ctx.store.changes.snapshot()
         g.registry_snapshot.__enter__()
+        g.served_base = local_base.serve(request.host_url.rstrip("/") + "/fhir")  # references to us are local
 
     @app.teardown_request
     def end(_error: BaseException | None) -> None:
         snapshot = g.pop("registry_snapshot", None)
         if snapshot is not None:
             snapshot.__exit__(None, None, None)
+        served = g.pop("served_base", None)
+        if served is not None:
+            local_base.done(served)
 
 
 def _register_health(app: Flask, ctx: FhirContext) -> None:

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...store.indexes import BUCKET_SUFFIX, field_name
+from ..local_base import local_bases
 from ..resource_types import SUPPORTED_TYPES
 from .parameters import SearchParameter, SearchParameterRegistry
 from .values import MAX_MS, MIN_MS, ValueFormatError, date_range, hull_buckets, normalize_text
@@ -80,15 +81,17 @@ def _identifier_types(value: Any) -> list[str]:
 
 
 # -- reference ------------------------------------------------------------------------------------
-def reference_strings(value: Any, base_url: str | None) -> list[str]:
-    """Reference (or canonical/uri) -> "Type/id" and "id" for local references, the URL for others."""
+def reference_strings(value: Any, base_url: str | tuple[str, ...] | None) -> list[str]:
+    """Reference (or canonical/uri) -> "Type/id" and "id" for local references (relative, or absolute with one of
+    this server's bases), the URL for others."""
+    bases = (base_url,) if isinstance(base_url, str) else tuple(base_url or ())
     ref = value.get("reference") if isinstance(value, dict) else value
     if not isinstance(ref, str) or not ref or ref.startswith("#"):
         return []
     match = _REFERENCE.match(ref)
     if match is None:
         return [ref]
-    local = match.group("base") is None or (base_url is not None and match.group("base") == base_url)
+    local = match.group("base") is None or match.group("base").rstrip("/") in bases
     if local:
         return [f"{match.group('type')}/{match.group('id')}", match.group("id")]
     return [ref]
@@ -205,7 +208,7 @@ class ResourceIndexer:
                 for t in _identifier_types(value):
                     _add(extra.setdefault("__type", []), t)
             elif kind == "reference":
-                for s in reference_strings(value, self._base_url):
+                for s in reference_strings(value, local_bases(self._base_url)):
                     _add(main, s)
                 if isinstance(value, dict) and isinstance(value.get("identifier"), dict):
                     for s in token_strings(value["identifier"]):

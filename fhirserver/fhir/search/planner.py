@@ -24,6 +24,7 @@ from typing import Any
 from ...store.filters import all_of
 from ...store.indexes import BUCKET_SUFFIX, index_field
 from ..errors import FhirError
+from ..local_base import local_bases
 from .indexer import BUCKETED_DATES
 from .query import Criterion
 from .values import (
@@ -141,8 +142,10 @@ class Planner:
             return {f"{field}__identifier": {"$in": list(c.values)}}
         values = []
         for value in c.values:
-            if self.base_url and value.startswith(self.base_url + "/"):
-                value = value[len(self.base_url) + 1:]
+            for base in local_bases(self.base_url):
+                if value.startswith(base + "/"):
+                    value = value[len(base) + 1:]
+                    break
             if c.modifier and "/" not in value:
                 value = f"{c.modifier}/{value}"
             values.append(value)
