@@ -95,5 +95,17 @@ def test_demo_loads_with_authentication_on_and_the_consent_shows_the_outside_dr(
         hidden = requests.get(f"{server.base}/DiagnosticReport/demo-dr-chest", headers=doctor("demo-sc-huaxi"),
                               timeout=30)
         assert hidden.status_code == 404
+        # peering with auth on: the platform's token writes the peer Endpoints, owned by its organization
+        now = int(time.time())
+        claims = {"iss": issuer, "aud": server.base, "sub": "platform", "iat": now, "nbf": now, "exp": now + 600,
+                  "scope": "system/*.cruds", "organization": "Organization/demo-network"}
+        platform = jwt.encode(claims, secret, algorithm="HS256")
+        peered = subprocess.run([sys.executable, "-m", "fhirserver", "peering", "--node", f"{server.base}=cq=500000",
+                                 "--node", f"{server.base}=sc=510000"], capture_output=True, text=True, timeout=180,
+                                env={**os.environ, **env, "FHIRSERVER_TOKEN": platform})
+        assert peered.returncode == 0, peered.stderr
+        stored = requests.get(f"{server.base}/Endpoint/peer-sc", timeout=30,
+                              headers={"Authorization": f"Bearer {platform}"}).json()
+        assert stored["managingOrganization"] == {"reference": "Organization/demo-network"}
     finally:
         server.stop()
