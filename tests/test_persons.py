@@ -240,8 +240,14 @@ def test_everything_returns_the_persons_records_and_their_compartments_paged(htt
         following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
         if not following:
             break
+        if pages == 1:  # a new record of the person, sorting before the cursor: offsets would shift, keys do not
+            early = patient(f"0-{unique('early')}", people["child"], "x", "EARLY-1", people["name"])
+            early.pop("managingOrganization")
+            assert http.put(f"{base}/Patient/{early['id']}", json=early,
+                            headers={"Content-Type": FHIR_JSON}).status_code == 201
         bundle = http.get(following[0]).json()
-    assert pages > 1 and len(seen) == len(set(seen)) == first.json()["total"]
+    # every entry once, although each page request adds AuditEvents to the compartment while paging
+    assert pages > 1 and len(seen) == len(set(seen)) >= first.json()["total"]
     assert {f"Patient/{p[k]}" for k in ("yubei", "children", "huaxi")} <= set(seen)
     assert {f"DiagnosticReport/{r['child_dr']}", f"DiagnosticReport/{r['child_ct']}"} <= set(seen)
     assert f"Patient/{p['namesake']}" not in seen and f"DiagnosticReport/{r['namesake_dr']}" not in seen

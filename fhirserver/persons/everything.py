@@ -2,8 +2,9 @@
 record of the person (persons/index.py) and everything in those records' Patient compartments that the caller
 may see, within `start`/`end` (the `date` of types that have one), `_since` (last updated) and `_type`.
 
-Paged by offset over at most EVERYTHING_LIMIT resources, in a fixed order (the records, then type and id): a page
-is computed anew from the stored data, so a resource written between two page requests can shift the pages.
+Paged by key over at most EVERYTHING_LIMIT resources, in a fixed order (the records, then type and id): each
+`next` link carries the key of the page's last entry, so writes between page requests (the audit events these
+very requests cause, among them) never repeat or skip an entry.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def everything(ctx: FhirContext, persons: PersonIndex, patient_id: str, inputs: 
     count = min(ctx.settings.max_count, ctx.settings.default_count if count is None else count)
     if count < 0:
         raise bad_request("_count must not be negative.", "_count")
-    offset = 0 if inputs.get("_page") is None else int(decode_cursor(inputs["_page"], {
-        "o": lambda o: isinstance(o, int) and not isinstance(o, bool) and 0 <= o <= EVERYTHING_LIMIT})["o"])
+    after = None if inputs.get("_page") is None else tuple(decode_cursor(inputs["_page"], {
+        "k": lambda k: isinstance(k, list) and len(k) == 3 and isinstance(k[0], int) and not isinstance(k[0], bool)
+        and all(isinstance(x, str) for x in k[1:])})["k"])
     found: list[StoredVersion] = []
     if "Patient" in wanted:
         ids = ",".join(r.split("/", 1)[1] for r in records)
@@ -44,23 +46,26 @@ def everything(ctx: FhirContext, persons: PersonIndex, patient_id: str, inputs: 
                     found.append(version)
         if len(found) >= EVERYTHING_LIMIT:
             break
-    found = ctx.access.disclose(found[:EVERYTHING_LIMIT])
-    page = found[offset:offset + count]
+    found = sorted(ctx.access.disclose(found[:EVERYTHING_LIMIT]), key=_key)
+    remaining = [v for v in found if after is None or _key(v) > after]
+    page = remaining[:count]
     args = [(k, str(v)) for k, v in inputs.items() if k != "_page" and v is not None]
     path = f"Patient/{patient_id}/$everything"
     bundle = new_bundle("searchset", page_url(base_url, path, args + ([("_page", inputs["_page"])]
                                                                        if inputs.get("_page") else [])))
     bundle["total"] = len(found)
-    if offset + count < len(found):
+    if page and len(remaining) > len(page):
         bundle["link"].append({"relation": "next", "url": page_url(base_url, path, [*args, (
-            "_page", encode_cursor({"o": offset + count}))])})
-    if offset > 0:
-        bundle["link"].append({"relation": "previous", "url": page_url(base_url, path, [*args, (
-            "_page", encode_cursor({"o": max(0, offset - count)}))])})
+            "_page", encode_cursor({"k": list(_key(page[-1]))}))])})
     if page:
         bundle["entry"] = [{"fullUrl": f"{base_url}/{v.resource_type}/{v.id}", "resource": raw_resource(v),
                             "search": {"mode": "match"}} for v in page]
     return bundle
+
+
+def _key(version: StoredVersion) -> tuple[int, str, str]:
+    """The paging order: the person's Patient records first, then by type and id."""
+    return (0 if version.resource_type == "Patient" else 1, version.resource_type, version.id)
 
 
 def _types(ctx: FhirContext, requested: str | None) -> set[str]:

@@ -10,6 +10,7 @@ from ..fhir.errors import bad_request
 from ..fhir.interactions.context import FhirContext
 from ..fhir.search.query import Criterion
 from ..fhir.search.values import ValueFormatError
+from ..store.filters import all_of
 from ..store.indexes import index_field
 from .catalog import RecognitionCatalog, province
 
@@ -46,10 +47,10 @@ def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None,
         if category not in catalog.categories():
             raise bad_request(f"category is one of {', '.join(catalog.categories())}.", "category")
         clauses.append({index_field("subtype"): {"$in": [f"{catalog.item_system}|{category}"]}})
-    base = {"$and": clauses}
+    base = all_of(*clauses)
 
     def count(kind: str) -> tuple[int, float]:
-        match = {"$and": [base, {index_field("type"): {"$in": [f"{event_system}|{kind}"]}}]}
+        match = all_of(base, {index_field("type"): {"$in": [f"{event_system}|{kind}"]}})
         rows = ctx.store.search.aggregate("AuditEvent", [
             {"$match": match}, {"$group": {"_id": None, "n": {"$sum": 1}, "saving": {"$sum": "$so.saving"}}}])
         return (int(rows[0]["n"]), float(rows[0]["saving"])) if rows else (0, 0.0)
@@ -57,7 +58,7 @@ def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None,
     counts = {kind: count(kind) for kind in ("view", "duplicate-prompt", "recognition", "override")}
     recognized, saved = counts["recognition"]
     by_reason = ctx.store.search.aggregate("AuditEvent", [
-        {"$match": {"$and": [base, {index_field("type"): {"$in": [f"{event_system}|override"]}}]}},
+        {"$match": all_of(base, {index_field("type"): {"$in": [f"{event_system}|override"]}})},
         {"$unwind": f"${index_field('reason')}"},
         {"$group": {"_id": f"${index_field('reason')}", "n": {"$sum": 1}}}])
     reasons = sorted((row["_id"].split("|", 1)[1], int(row["n"])) for row in by_reason
