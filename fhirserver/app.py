@@ -80,13 +80,13 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
         item_coder=ItemCoder(terminology, settings.canonical_base))
     catalog = RecognitionCatalog(terminology, settings.canonical_base)
     registry_cache = RegistryCache(ctx.store.changes)
-    persons = PersonIndex(settings.identity_systems)
+    persons = PersonIndex(settings.identity_systems, settings.canonical_base)
     recognition = RecognitionService(catalog, registry_cache, persons, settings.reorder_rule)
     access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
                           lambda org: (recognition.standing(ctx, org) or Standing(org)).region, persons)
     trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
-    ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule),
+    ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule, persons.tag_rule),
                   advise_write=(persons.write_warnings,),
                   after_write=(recognition.record_override,), access=access, record_event=trail.spool,
                   settle_events=trail.settle)

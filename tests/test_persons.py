@@ -258,3 +258,25 @@ def test_everything_returns_the_persons_records_and_their_compartments_paged(htt
     assert [e["resource"]["id"] for e in recent.get("entry", [])] == [r["child_ct"]]  # the DR is 5 days old
     assert http.get(f"{base}/Patient/{p['yubei']}/$everything", params={"_type": "Unicorn"}).status_code == 400
     assert http.get(f"{base}/Patient/no-such-{unique()}/$everything").status_code == 404
+
+
+def test_records_whose_id_cannot_link_are_tagged_and_searchable(http, base, people):
+    """The server computes the hr-identity tag (never taken from the sender): the records to correct are a search."""
+    system = "http://hr.example.org/fhir/CodeSystem/hr-identity"
+    p = people["p"]
+
+    def tagged(code: str) -> set[str]:
+        bundle = http.get(f"{base}/Patient", params={"_tag": f"{system}|{code}", "_count": 500}).json()
+        return {e["resource"]["id"] for e in bundle.get("entry", [])}
+
+    assert {p["bad1"], p["bad2"]} <= tagged("invalid-id") and p["yubei"] not in tagged("invalid-id")
+    assert p["born2"] in tagged("contradicted-id") and p["born1"] not in tagged("contradicted-id")
+    forged = patient(unique("forged"), people["child"], "x", "F-1", people["name"],
+                     meta={"tag": [{"system": system, "code": "contradicted-id"}]})
+    forged.pop("managingOrganization")
+    stored = http.post(f"{base}/Patient", json=forged, headers={"Content-Type": FHIR_JSON}).json()
+    assert "meta" not in stored or not [t for t in stored["meta"].get("tag", []) if t["system"] == system]
+    corrected = http.get(f"{base}/Patient/{p['born2']}").json()
+    corrected["birthDate"] = "2019-05-05"
+    assert http.put(f"{base}/Patient/{p['born2']}", json=corrected, headers={"Content-Type": FHIR_JSON}).ok
+    assert p["born2"] not in tagged("contradicted-id")

@@ -325,6 +325,13 @@ def build_small_codesystems() -> None:
         {"code": c, "display": d, "definition": e} for c, d, e in (
             ("passed", "质控合格", "Passed the evaluation."), ("failed", "质控不合格", "Failed the evaluation."),
             ("pending", "待评估", "Not evaluated yet."), ("suspended", "暂停互认", "Recognition suspended."))]))
+    write("terminology", simple_codesystem("hr-identity", "HRIdentity", "身份核验 Identity check",
+                                           "Server-computed tags (meta.tag) of Patient records whose national "
+                                           "resident ID cannot link them to the person's other records.", [
+        {"code": c, "display": d, "definition": e} for c, d, e in (
+            ("invalid-id", "身份证号无效", "The resident ID fails GB 11643 (shape, check character or birth date)."),
+            ("contradicted-id", "身份证号与记录矛盾",
+             "The record's birthDate or gender contradicts what its resident ID encodes."))]))
     write("terminology", simple_codesystem("hr-decision", "HRDecision", "互认决定 Recognition decision",
                                            "Outcome of a recognition decision for one prior result.", [
         {"code": c, "display": d, "definition": e} for c, d, e in (

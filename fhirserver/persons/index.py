@@ -32,14 +32,21 @@ class Member:
 
 
 class PersonIndex:
-    def __init__(self, identity_systems: tuple[str, ...]) -> None:
+    def __init__(self, identity_systems: tuple[str, ...], canonical_base: str = "http://hr.example.org/fhir") -> None:
         self.identity_systems = identity_systems
+        self.tag_system = f"{canonical_base}/CodeSystem/hr-identity"
 
     # -- one record ---------------------------------------------------------------------------------------------
     def identities(self, patient: dict[str, Any]) -> tuple[list[str], list[str]]:
         """(identity tokens that may link this record, problems that keep others from linking)."""
+        tokens, problems, _ = self._check(patient)
+        return tokens, problems
+
+    def _check(self, patient: dict[str, Any]) -> tuple[list[str], list[str], set[str]]:
+        """Tokens, problems, and the hr-identity codes of the problems (invalid-id, contradicted-id)."""
         tokens: list[str] = []
         problems: list[str] = []
+        codes: set[str] = set()
         for identifier in patient.get("identifier") or []:
             if not isinstance(identifier, dict):
                 continue
@@ -51,16 +58,33 @@ class PersonIndex:
                 continue
             parsed = resident_id.parse(value)
             if isinstance(parsed, str):
+                codes.add("invalid-id")
                 problems.append(f"The resident ID {value[:20]} is not valid ({parsed}); it links this record to no "
                                 f"other record of the person.")
                 continue
             contradictions = _contradictions(patient, parsed)
             if contradictions:
+                codes.add("contradicted-id")
                 problems.append(f"The record contradicts its resident ID {value[:18]} ({'; '.join(contradictions)}); "
                                 f"it is not linked to other records of that ID until one of them is corrected.")
                 continue
             tokens.append(f"{system}|{parsed.value}")
-        return tokens, problems
+        return tokens, problems, codes
+
+    def tag_rule(self, ctx: FhirContext, resource: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+        """before_write hook: a Patient carries the hr-identity tags of its ID's problems, computed here and never
+        taken from the sender, so `Patient?_tag=<hr-identity>|contradicted-id` finds the records to correct."""
+        if resource.get("resourceType") != "Patient":
+            return resource, []
+        meta = dict(resource.get("meta") or {})
+        tags = [t for t in meta.get("tag", []) if not (isinstance(t, dict) and t.get("system") == self.tag_system)]
+        _, _, codes = self._check(resource)
+        tags += [{"system": self.tag_system, "code": code} for code in sorted(codes)]
+        if tags:
+            meta["tag"] = tags
+        else:
+            meta.pop("tag", None)
+        return ({**resource, "meta": meta} if meta else {k: v for k, v in resource.items() if k != "meta"}), []
 
     def write_warnings(self, ctx: FhirContext, resource: dict[str, Any]) -> list[Issue]:
         """advise_write hook: a Patient whose identity cannot link gets a warning with its write (never a refusal:
