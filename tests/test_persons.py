@@ -280,3 +280,19 @@ def test_records_whose_id_cannot_link_are_tagged_and_searchable(http, base, peop
     corrected["birthDate"] = "2019-05-05"
     assert http.put(f"{base}/Patient/{p['born2']}", json=corrected, headers={"Content-Type": FHIR_JSON}).ok
     assert p["born2"] not in tagged("contradicted-id")
+
+
+def test_a_repeat_avoided_counts_once_per_person_and_item(http, base, net, people):
+    """The children's hospital accepts the child's DR twice (two orders): two recognitions, one repeat avoided."""
+    requester = net["ids"]["children"]
+    for _ in range(2):
+        accepted = http.post(f"{base}/DiagnosticReport/{people['r']['child_dr']}/$recognize",
+                             headers={"Content-Type": FHIR_JSON}, json={"resourceType": "Parameters", "parameter": [
+                                 {"name": "requester", "valueReference": {"reference": f"Organization/{requester}"}},
+                                 {"name": "mode", "valueCode": "accept"}]})
+        assert accepted.status_code == 200, accepted.text
+    report = http.get(f"{base}/$statistics", params={"organization": requester}).json()
+    scores = {g["code"]["coding"][0]["code"] if "coding" in g["code"] else "saved": g["measureScore"]["value"]
+              for g in report["group"]}
+    assert scores["recognition"] == 2 and scores["repeat-avoided"] == 1
+    assert scores["saved"] == 80.0  # one chest DR at its reference price

@@ -83,7 +83,7 @@ def _everything(ctx: FhirContext, recognition: RecognitionService, inputs: Opera
 def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
                 _instance: dict[str, Any] | None) -> dict[str, Any]:
     return statistics(ctx, recognition.catalog, inputs.get("period-start"), inputs.get("period-end"),
-                      inputs.get("region"), inputs.get("organization"), inputs.get("category"))
+                      inputs.get("region"), inputs.get("organization"), inputs.get("category"), recognition.persons)
 
 
 def _validate(ctx: FhirContext, _recognition: RecognitionService, inputs: OperationInput,
