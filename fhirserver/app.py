@@ -95,7 +95,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     recognition.federation = FederationService(
         FederationClient(settings.peer_timeout_s, ctx.validator.validate,
                          CircuitBreaker(cooldown_s=settings.peer_cooldown_s)), catalog, settings.identity_systems,
-        label, zone, registry_cache)
+        label, zone, registry_cache, persons)
     return ctx, recognition, trail
 
 

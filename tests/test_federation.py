@@ -349,3 +349,29 @@ def test_correlation_id_reaches_the_peer_audit(nodes: dict[str, ServerProcess]) 
         assert "rid=trace-fed-2" in node.log_path.read_text(errors="replace"), node.base
 
 
+
+
+def test_peers_are_asked_by_the_identity_that_links_the_person_here(nodes: dict[str, ServerProcess]) -> None:
+    """A record without the national ID, linked to one that has it, still reaches the peers' results of the person;
+    a record whose ID fails its check character is never sent to peers (it would tie unrelated records there)."""
+    sc, cq = nodes["sichuan"], nodes["chongqing"]
+    linked = {"resourceType": "Patient", "id": "sc-p-linked", "name": [{"text": "王芳"}],
+              "link": [{"other": {"reference": "Patient/sc-p"}, "type": "seealso"}]}
+    wrong = {"resourceType": "Patient", "id": "sc-p-wrong", "name": [{"text": "王芳"}],
+             "identifier": [{"system": NATIONAL_ID, "value": PERSON[:17] + "1"}]}  # the right one ends in 2
+    _load(sc, [linked, wrong])
+    # Chongqing holds an unrelated record with the same mistyped ID, and a result under it
+    _load(cq, [{**wrong, "id": "cq-p-wrong"}, _report("cq-ct-wrong", "cq-p-wrong", "cq-hosp", "CT-CHEST", 3)])
+
+    def remote(patient: str) -> set[str]:
+        order = {"resourceType": "ServiceRequest", "status": "draft", "intent": "order",
+                 "code": {"coding": [{"system": ITEM, "code": "CT-CHEST"}]}, "subject": {"reference": patient},
+                 "requester": {"reference": "Organization/sc-req"}}
+        response = requests.post(f"{sc.base}/ServiceRequest/$duplicate-check", timeout=60, headers={
+            "Content-Type": FHIR_JSON}, json={"resourceType": "Parameters", "parameter": [
+                {"name": "request", "resource": order}]})
+        assert response.status_code == 200, response.text
+        return {url for url in issues(response.json()) if url.startswith("http")}
+
+    assert f"{cq.base}/DiagnosticReport/cq-ct" in remote("Patient/sc-p-linked")
+    assert remote("Patient/sc-p-wrong") == set()

@@ -19,6 +19,7 @@ from ..fhir.errors import FhirError, Issue, bad_request, operation_outcome
 from ..fhir.interactions import search as local_search
 from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.json_format import loads
+from ..persons.index import PersonIndex
 from ..recognition.catalog import RecognitionCatalog
 from ..recognition.facts import RESULT_TYPES, result_facts
 from ..recognition.standing import Standing, standing_from
@@ -41,8 +42,9 @@ class RemoteResult:
 
 class FederationService:
     def __init__(self, client: FederationClient, catalog: RecognitionCatalog, identity_systems: tuple[str, ...],
-                 node_label: str, zone: Any, registry: RegistryCache) -> None:
+                 node_label: str, zone: Any, registry: RegistryCache, persons: PersonIndex | None = None) -> None:
         self.client = client
+        self.persons = persons  # the identity sent to peers is one that links the person here (persons/index.py)
         self.registry = registry
         self.zone = zone
         self.catalog = catalog
@@ -53,8 +55,21 @@ class FederationService:
 
     # -- identity ---------------------------------------------------------------------------------------
     def identity(self, ctx: FhirContext, patient_ref: str | None) -> str | None:
-        """The first identifier of the patient in a cross-node identity system, as system|value."""
+        """The patient's identity in a cross-node identity system, as system|value: with the person index, the first
+        system's value that links the person's records here (an invalid or contradicted resident ID is never sent:
+        it would tie unrelated records on the peers), looked for on every record of the person."""
         if not patient_ref or not patient_ref.startswith("Patient/"):
+            return None
+        if self.persons is not None:
+            tokens: list[str] = []
+            for record in self.persons.records(ctx, patient_ref):
+                stored = ctx.store.versions.read_current("Patient", record.split("/", 1)[1])
+                if stored is not None and stored.text is not None and not stored.deleted:
+                    tokens += self.persons.identities(loads(stored.text))[0]
+            for system in self.identity_systems:
+                chosen = sorted(t for t in tokens if t.startswith(system + "|"))
+                if chosen:
+                    return chosen[0]
             return None
         version = ctx.store.versions.read_current("Patient", patient_ref.split("/", 1)[1])
         if version is None or version.text is None:
