@@ -107,7 +107,8 @@ def _cards(ctx: FhirContext, recognition: RecognitionService, service_id: str, b
 
 def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: str, order: dict[str, Any],
                  base: str, record: bool) -> list[dict[str, Any]]:
-    found = [(d, p) for d, p, _ in recognition.find_priors(ctx, order, [])[0] if d.recognizable]
+    priors = recognition.find_priors(ctx, order, [])
+    found = [(d, p) for d, p, _ in priors.found if d.recognizable]
     requester = recognition.requester(ctx, (order.get("requester") or {}).get("reference"))
     cards = []
     for decision, performer in found:
@@ -138,7 +139,7 @@ def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: 
                                              "order": order.get("id"), "issued": time.time()})
         if record:
             recognition.record(ctx, "duplicate-prompt", decision, requester)
-    if recognition.consent_missing(ctx, order):
+    if priors.consent_needed:
         cards.append({"uuid": str(uuid.uuid4()), "summary": "外院结果需患者授权 Other hospitals' results need consent",
                       "indicator": "info", "detail": CONSENT_NOTICE,
                       "source": {"label": "检查检验结果互认 Mutual recognition", "url": base}})

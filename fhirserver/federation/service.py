@@ -61,11 +61,7 @@ class FederationService:
         if not patient_ref or not patient_ref.startswith("Patient/"):
             return None
         if self.persons is not None:
-            tokens: list[str] = []
-            for record in self.persons.records(ctx, patient_ref):
-                stored = ctx.store.versions.read_current("Patient", record.split("/", 1)[1])
-                if stored is not None and stored.text is not None and not stored.deleted:
-                    tokens += self.persons.identities(loads(stored.text))[0]
+            tokens = self.persons.tokens(ctx, patient_ref)
             for system in self.identity_systems:
                 chosen = sorted(t for t in tokens if t.startswith(system + "|"))
                 if chosen:

@@ -99,32 +99,47 @@ class PersonIndex:
     def members(self, ctx: FhirContext, reference: str) -> list[Member]:
         """Every record of the person `reference` (a "Patient/id") belongs to, itself first. Deterministic: the
         same stored records give the same answer in the same order."""
+        return self._walk(ctx, reference)[0]
+
+    def records(self, ctx: FhirContext, reference: str) -> list[str]:
+        return [m.reference for m in self.members(ctx, reference)]
+
+    def tokens(self, ctx: FhirContext, reference: str) -> list[str]:
+        """The linking identity tokens found on any record of the person (for asking peers)."""
+        members, loaded = self._walk(ctx, reference)
+        return [t for m in members if loaded.get(m.reference) for t in self.identities(loaded[m.reference])[0]]
+
+    def _walk(self, ctx: FhirContext, reference: str) -> tuple[list[Member], dict[str, dict[str, Any] | None]]:
+        """Breadth-first over identity values and links; each record is read once (a search hit is not re-read)."""
         if not reference.startswith("Patient/"):
-            return [Member(reference, "self")]
+            return [Member(reference, "self")], {}
         found: dict[str, Member] = {reference: Member(reference, "self")}
+        loaded: dict[str, dict[str, Any] | None] = {}
         resident: set[str] = set()
         queue = [reference]
         while queue and len(found) < MAX_RECORDS:
             current = queue.pop(0)
-            record = self._read(ctx, current)
+            record = self._load(ctx, current, loaded)
             if record is None:
                 continue
             tokens, _ = self.identities(record)
             resident |= {t for t in tokens if t.startswith(resident_id.SYSTEM + "|")}
             candidates: list[tuple[str, str]] = []
             for token in tokens:
-                candidates += [(f"Patient/{v.id}", token) for v in find(ctx, "Patient", [("identifier", token)],
-                                                                         MAX_RECORDS)]
+                for version in find(ctx, "Patient", [("identifier", token)], MAX_RECORDS):
+                    loaded.setdefault(f"Patient/{version.id}", loads(version.text) if version.text else None)
+                    candidates.append((f"Patient/{version.id}", token))
             for link in record.get("link") or []:
                 other = ((link or {}).get("other") or {}).get("reference")
                 if (link or {}).get("type") in LINK_TYPES and isinstance(other, str) and other.startswith("Patient/"):
                     candidates.append((other, f"link:{link['type']}"))
-            candidates += [(f"Patient/{v.id}", "link:from") for v in find(ctx, "Patient", [("link", current)],
-                                                                          MAX_RECORDS)]
+            for version in find(ctx, "Patient", [("link", current)], MAX_RECORDS):
+                loaded.setdefault(f"Patient/{version.id}", loads(version.text) if version.text else None)
+                candidates.append((f"Patient/{version.id}", "link:from"))
             for candidate, via in sorted(set(candidates)):
                 if candidate in found or len(found) >= MAX_RECORDS:
                     continue
-                other_record = self._read(ctx, candidate)
+                other_record = self._load(ctx, candidate, loaded)
                 if other_record is None:
                     continue
                 other_tokens, _ = self.identities(other_record)
@@ -136,17 +151,14 @@ class PersonIndex:
                 resident |= other_resident
                 found[candidate] = Member(candidate, via)
                 queue.append(candidate)
-        return list(found.values())
-
-    def records(self, ctx: FhirContext, reference: str) -> list[str]:
-        return [m.reference for m in self.members(ctx, reference)]
+        return list(found.values()), loaded
 
     @staticmethod
-    def _read(ctx: FhirContext, reference: str) -> dict[str, Any] | None:
-        version = ctx.store.versions.read_current("Patient", reference.split("/", 1)[1])
-        if version is None or version.deleted or not version.text:
-            return None
-        return loads(version.text)
+    def _load(ctx: FhirContext, reference: str, loaded: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+        if reference not in loaded:
+            version = ctx.store.versions.read_current("Patient", reference.split("/", 1)[1])
+            loaded[reference] = loads(version.text) if version is not None and version.text else None
+        return loaded[reference]
 
 
 def _contradictions(patient: dict[str, Any], parsed: resident_id.ResidentId) -> list[str]:

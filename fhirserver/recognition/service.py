@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..fhir.errors import FhirError, Issue, bad_request, not_found, operation_outcome
 from ..fhir.interactions import create
@@ -42,6 +42,15 @@ class Prior:
     resource: dict[str, Any]
     url: str | None = None
     origin: str | None = None
+
+
+class Priors(NamedTuple):
+    """What find_priors found: the decided priors, the peers' warnings, and whether the caller must be told that
+    other hospitals' results need the patient's consent (it holds none for this person)."""
+
+    found: list[tuple[Decision, Standing | None, Prior]]
+    warnings: list[str]
+    consent_needed: bool
 
 
 class RecognitionService:
@@ -161,15 +170,16 @@ class RecognitionService:
     def duplicates(self, ctx: FhirContext, order: dict[str, Any], exceptions: list[str],
                    when: str | None = None) -> list[tuple[Decision, Standing | None, Prior]]:
         """The patient's prior results of the ordered item on this node (the re-order rule uses only these)."""
-        return self.find_priors(ctx, order, exceptions, when, peers=False)[0]
+        return self.find_priors(ctx, order, exceptions, when, peers=False).found
 
     def find_priors(self, ctx: FhirContext, order: dict[str, Any], exceptions: list[str], when: str | None = None,
-                    peers: bool = True) -> tuple[list[tuple[Decision, Standing | None, Prior]], list[str]]:
+                    peers: bool = True) -> Priors:
         """Prior results of the ordered item, newest first, each with its decision; with `peers`, the peer
         nodes' too (federation), plus a warning per peer that could not answer."""
         patient, item = self.order_facts(ctx, order)
+        consent_needed = bool(patient) and ctx.access.lacks_consent(str(patient))
         if not patient or not item:
-            return [], []
+            return Priors([], [], consent_needed)
         requester = self.requester(ctx, (order.get("requester") or {}).get("reference"))
         evaluation = EvaluationContext(requester, moment(when or order.get("authoredOn"), ctx.planner.zone),
                                        exceptions)
@@ -189,13 +199,13 @@ class RecognitionService:
             decision = evaluate(self.catalog, facts, performer, evaluation, newest_final_seen)
             newest_final_seen = newest_final_seen or facts.final
             out.append((decision, performer, prior))
-        return out, warnings
+        return Priors(out, warnings, consent_needed)
 
     def duplicate_check(self, ctx: FhirContext, order: dict[str, Any], context: list[dict[str, Any]],
                         base_url: str, record: bool = True) -> dict[str, Any]:
         if not isinstance(order, dict) or order.get("resourceType") != "ServiceRequest":
             raise bad_request("request must be a ServiceRequest (the draft order).", "request")
-        found, warnings = self.find_priors(ctx, order, self.exceptions(context))
+        found, warnings, consent_needed = self.find_priors(ctx, order, self.exceptions(context))
         requester = self.requester(ctx, (order.get("requester") or {}).get("reference"))
         entries: list[dict[str, Any]] = []
         for decision, performer, _version in found:
@@ -214,7 +224,7 @@ class RecognitionService:
         entries += [{"fullUrl": p.url or f"{base_url}/{p.resource['resourceType']}/{p.resource['id']}",
                      "resource": p.resource} for _, _, p in found]
         notices = [Issue("incomplete", w, "warning") for w in warnings]
-        if self.consent_missing(ctx, order):
+        if consent_needed:
             notices.append(Issue("suppressed", CONSENT_NOTICE, "information"))
         if notices:
             entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": operation_outcome(notices)})
@@ -223,11 +233,6 @@ class RecognitionService:
         if entries:
             bundle["entry"] = entries
         return bundle
-
-    def consent_missing(self, ctx: FhirContext, order: dict[str, Any]) -> bool:
-        """Whether the caller must be told that other hospitals' results need the patient's consent."""
-        patient, _ = self.order_facts(ctx, order)
-        return bool(patient) and ctx.access.lacks_consent(str(patient))
 
     def detected_issue(self, decision: Decision, performer: Standing | None, order: dict[str, Any]) -> dict[str, Any]:
         code = "recognizable" if decision.recognizable else "not-recognizable"
