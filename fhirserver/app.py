@@ -32,7 +32,7 @@ from .fhir.search.values import parse_zone
 from .fhir.validation import ResourceValidator
 from .imaging.service import ImagingService
 from .imaging.studies import StudyBuilder
-from .persons.index import PersonIndex
+from .persons.index import LINKS_MAX_AGE_S, PersonIndex
 from .recognition.catalog import RecognitionCatalog
 from .recognition.service import RecognitionService
 from .recognition.standing import STANDING_TYPES, Standing
@@ -42,6 +42,7 @@ from .security.consent import ConsentEvaluator
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.indexes import collection_indexes, indexed_fields
+from .store.locks import PERSONS, REGISTRY
 from .store.registry_cache import RegistryCache
 from .store.store import open_store
 from .terminology.artifacts import load_folder
@@ -64,7 +65,8 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     partitioned = frozenset(t for t in SUPPORTED_TYPES if t == "Patient" or compartments.parameters("Patient", t))
     specs = collection_indexes(SUPPORTED_TYPES, database_indexed_parameters(registry), BUCKETED_DATES, partitioned)
     ensure_schema(connection.db, specs)
-    store = open_store(connection.db, STANDING_TYPES | PEER_TYPES, settings.store_timeout_ms, indexed_fields(specs))
+    store = open_store(connection.db, {REGISTRY: STANDING_TYPES | PEER_TYPES, PERSONS: frozenset({"Patient"})},
+                       settings.store_timeout_ms, indexed_fields(specs))
     store.dicom.ensure_indexes()
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
     zone = parse_zone(settings.timezone)
@@ -80,7 +82,8 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
         item_coder=ItemCoder(terminology, settings.canonical_base))
     catalog = RecognitionCatalog(terminology, settings.canonical_base)
     registry_cache = RegistryCache(ctx.store.changes)
-    persons = PersonIndex(settings.identity_systems, settings.canonical_base)
+    persons = PersonIndex(settings.identity_systems, settings.canonical_base,
+                          RegistryCache(ctx.store.changes, LINKS_MAX_AGE_S, PERSONS))
     recognition = RecognitionService(catalog, registry_cache, persons, settings.reorder_rule)
     access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
@@ -88,7 +91,8 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
     ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule, persons.tag_rule),
                   advise_write=(persons.write_warnings,),
-                  after_write=(recognition.record_override,), access=access, record_event=trail.spool,
+                  after_write=(recognition.record_override,), resolvers={"person-index": persons.of_identity},
+                  access=access, record_event=trail.spool,
                   settle_events=trail.settle)
     access.bind(ctx)
     label = f"{settings.node_id} ({settings.region})" if settings.region else settings.node_id

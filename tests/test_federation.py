@@ -199,7 +199,7 @@ class FakePeer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                peer.requests.append(dict(self.headers))
+                peer.requests.append({**dict(self.headers), "path": self.path})
                 if peer.mode == "slow":
                     time.sleep(8)
                 if peer.mode == "error":
@@ -217,6 +217,15 @@ class FakePeer:
                     self._send(200, json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
                         {"resource": report, "search": {"mode": "match"}}], "link": [
                         {"relation": "next", "url": f"{target}/DiagnosticReport?page={page + 1}"}]}).encode())
+                elif peer.mode == "no-person" and "person=" in self.path:  # a peer of another make
+                    self._send(400, b'{"resourceType":"OperationOutcome","issue":[{"severity":"error",'
+                                    b'"code":"not-supported","diagnostics":"Unknown search parameter person"}]}')
+                elif peer.mode == "no-person" and self.path.startswith("/fhir/DiagnosticReport"):
+                    report = {"resourceType": "DiagnosticReport", "id": "other-make", "status": "final",
+                              "code": {"coding": [{"system": ITEM, "code": "CT-CHEST"}]},
+                              "subject": {"reference": "Patient/x"}, "issued": _when(3)}
+                    self._send(200, json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
+                        {"resource": report, "search": {"mode": "match"}}]}).encode())
                 elif peer.mode == "invalid":
                     self._send(200, json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
                         {"resource": {"resourceType": "DiagnosticReport", "id": "x", "status": "bogus"},
@@ -375,3 +384,41 @@ def test_peers_are_asked_by_the_identity_that_links_the_person_here(nodes: dict[
 
     assert f"{cq.base}/DiagnosticReport/cq-ct" in remote("Patient/sc-p-linked")
     assert remote("Patient/sc-p-wrong") == set()
+
+
+def test_the_peer_applies_its_own_person_rules(nodes: dict[str, ServerProcess]) -> None:
+    """Peers are asked `person=<id>`, which each resolves with its own person index: Chongqing's record linked to its
+    ID-carrying record (no ID of its own) is found; its record with the right ID but a contradicting birth date is
+    not (on the peer, as it would not be here)."""
+    sc, cq = nodes["sichuan"], nodes["chongqing"]
+    _load(cq, [{"resourceType": "Patient", "id": "cq-p-seealso", "name": [{"text": "王芳"}],
+                "link": [{"other": {"reference": "Patient/cq-p"}, "type": "seealso"}]},
+               {**_patient("cq-p-contra"), "birthDate": "1990-05-05"},  # the ID says 1980-01-01
+               _report("cq-ct-seealso", "cq-p-seealso", "cq-hosp", "CT-CHEST", 4),
+               _report("cq-ct-contra", "cq-p-contra", "cq-hosp", "CT-CHEST", 2)])
+    direct = requests.get(f"{cq.base}/DiagnosticReport", params={"person": f"{NATIONAL_ID}|{PERSON}",
+                                                                  "item": "CT-CHEST"}, timeout=30)
+    assert direct.status_code == 200, direct.text
+    assert {e["resource"]["id"] for e in direct.json().get("entry", [])} == {"cq-ct", "cq-ct-seealso"}
+    records = requests.get(f"{cq.base}/Patient", params={"person": f"{NATIONAL_ID}|{PERSON}"}, timeout=30).json()
+    assert {e["resource"]["id"] for e in records.get("entry", [])} == {"cq-p", "cq-p-seealso"}
+    response, _ = duplicate_check(sc, "CT-CHEST")
+    found = issues(response.json())
+    assert f"{cq.base}/DiagnosticReport/cq-ct-seealso" in found
+    assert f"{cq.base}/DiagnosticReport/cq-ct-contra" not in found
+    bad = requests.get(f"{cq.base}/DiagnosticReport", params={"person": "urn:mrn:x|1"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["person"], bad.text
+    assert "system|value" in bad.json()["issue"][0]["diagnostics"]
+
+
+def test_a_peer_without_the_person_parameter_is_asked_by_the_chain(nodes: dict[str, ServerProcess],
+                                                                   fake: FakePeer) -> None:
+    """A peer of another make refuses `person` (400); it is asked `patient.identifier` instead, and its result
+    counts like any other peer's."""
+    fake.mode = "no-person"
+    response, _ = duplicate_check(nodes["sichuan"], "CT-CHEST")
+    assert response.status_code == 200
+    assert f"{fake.base}/DiagnosticReport/other-make" in issues(response.json())
+    paths = [r["path"] for r in fake.requests if r["path"].startswith("/fhir/DiagnosticReport")]
+    assert any("person=" in p for p in paths) and any("patient.identifier=" in p for p in paths), paths
+    assert not any(fake.base in w for w in warnings(response.json())), warnings(response.json())

@@ -636,3 +636,52 @@ def test_consent_given_on_one_record_covers_the_persons_other_records(secure: tu
     rid, pid = reports["not-consented"]
     assert call(server, "GET", f"/DiagnosticReport/{rid}", b_user).status_code == 404
     assert call(server, "GET", f"/DiagnosticReport?subject=Patient/{pid}&_total=accurate", b_user).json()["total"] == 0
+
+
+def test_a_platform_steward_links_any_hospitals_records_and_changes_nothing_else(
+        secure: tuple[ServerProcess, Keys]) -> None:
+    """Hospital B's record of a newborn (no resident ID yet) and hospital A's record of the same child: the
+    platform's record steward (system/Patient.u, its own organization) links B's record to A's with a JSON Patch;
+    the link joins the person index (A's duplicate check now finds B's result). Changing anything else of B's
+    record is refused, and a user token may not link records it does not own."""
+    server, _ = secure
+    writer_a = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    writer_b = hs(server, scope="system/*.cruds", organization="Organization/sec-b")
+    steward = hs(server, scope="system/Patient.ru", organization="Organization/platform")
+    user_a = hs(server, scope="user/*.cruds", organization="Organization/sec-a", fhirUser="Practitioner/doc-a")
+    tag = uuid.uuid4().hex[:6]
+    a_pid, b_pid = f"nb-a-{tag}", f"nb-b-{tag}"
+    for pid, hospital, writer in ((a_pid, "sec-a", writer_a), (b_pid, "sec-b", writer_b)):
+        patient = {"resourceType": "Patient", "id": pid, "name": [{"text": "新生儿"}],
+                   "managingOrganization": {"reference": f"Organization/{hospital}"}}
+        assert call(server, "PUT", f"/Patient/{pid}", writer, patient).status_code == 201
+    report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "血常规"},
+              "subject": {"reference": f"Patient/{b_pid}"}, "performer": [{"reference": "Organization/sec-b"}],
+              "effectiveDateTime": "2026-11-20"}
+    assert call(server, "POST", "/DiagnosticReport", writer_b, report).status_code == 201
+
+    doctor_a = hs(server, scope="user/*.rs", organization="Organization/sec-a", fhirUser="Practitioner/doc-a")
+
+    def records_of_a() -> set[str]:  # as A's doctor sees them in an emergency (no consent needed, audited)
+        found = call(server, "GET", f"/Patient/{a_pid}/$everything?_type=Patient", doctor_a,
+                     **{"X-Break-Glass": quote(EMERGENCY)})
+        assert found.status_code == 200, found.text
+        return {e["resource"]["id"] for e in found.json().get("entry", []) if "resource" in e}
+
+    patch_type = {"Content-Type": "application/json-patch+json"}
+    link = [{"op": "add", "path": "/link", "value": [{"other": {"reference": f"Patient/{a_pid}"},
+                                                       "type": "seealso"}]}]
+    refused = requests.patch(f"{server.base}/Patient/{b_pid}", data=json.dumps(link), timeout=30,
+                             headers={**patch_type, "Authorization": f"Bearer {user_a}"})
+    assert refused.status_code in (403, 404), refused.text
+    assert records_of_a() == {a_pid}
+    renamed = [{"op": "replace", "path": "/name/0/text", "value": "改名"}, *link]
+    refused = requests.patch(f"{server.base}/Patient/{b_pid}", data=json.dumps(renamed), timeout=30,
+                             headers={**patch_type, "Authorization": f"Bearer {steward}"})
+    assert refused.status_code in (403, 404), refused.text
+    linked = requests.patch(f"{server.base}/Patient/{b_pid}", data=json.dumps(link), timeout=30,
+                            headers={**patch_type, "Authorization": f"Bearer {steward}"})
+    assert linked.status_code == 200, linked.text
+    assert call(server, "GET", f"/Patient/{b_pid}", writer_b).json()["link"][0]["other"]["reference"] \
+        == f"Patient/{a_pid}"
+    assert records_of_a() == {a_pid, b_pid}  # B's record is now part of the person

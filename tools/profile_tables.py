@@ -133,6 +133,19 @@ def profiles(c: str) -> list[dict[str, Any]]:
                    " | ".join(f"{t}.{path}" for t, paths in OWNER_PATHS.items() for path in paths),
                    "The organization (or practitioner) a resource belongs to: it may write it and always read it. "
                    "Other organizations read patient data only with the patient's consent (README: security).")
+    person = _param(c, "hr-person", "person", list(PERSON_BASES), "token",
+                    " | ".join(f"{t}.{path}" if path else t for t, path in PERSON_BASES.items()),
+                    "The records of one person and their results, named by an identity token of a system in "
+                    "FHIRSERVER_IDENTITY_SYSTEMS (the national resident ID by default), under this server's person "
+                    "rules: a resident ID that fails its "
+                    "check or contradicts the record links nothing; explicit Patient.link joins records; a person "
+                    "never spans two resident IDs. What peers ask for a patient's results (README: one person, many "
+                    "records). Resolved by the person index, not indexed per resource.")
+    person["extension"] = [{"url": f"{c}/StructureDefinition/hr-resolved-by", "valueCode": "person-index"}]
+    resolved_by = _extension(c, "hr-resolved-by", "HRResolvedBy", "检索参数解析方式 How a search parameter is resolved",
+                             "A search parameter that is resolved by a server service (the code names it) into "
+                             "references before the search runs, instead of being indexed per resource: its "
+                             "expression names the references it becomes.", "SearchParameter", "code")
     audit_seq = _extension(c, "hr-audit-sequence", "HRAuditSequence", "审计链序号 Audit chain position",
                            "Position of this event in the server's tamper-evident audit chain (1, 2, ...).",
                            "AuditEvent", "integer")
@@ -172,7 +185,14 @@ def profiles(c: str) -> list[dict[str, Any]]:
                                "money saved, aggregated from the recorded events."),
     ]
     return [region, override, validity, saving_ext, report, observation, imaging, organization, affiliation, order,
-            item, region_param, mark, reason, saving, owner, audit_seq, audit_hash, correlation, origin, *operations]
+            item, region_param, mark, reason, saving, owner, person, resolved_by, audit_seq, audit_hash, correlation, origin, *operations]
+
+
+# What a person search (hr-person) becomes on each type: the references to the person's records.
+PERSON_BASES: dict[str, str] = {
+    "DiagnosticReport": "subject", "Observation": "subject", "ImagingStudy": "subject", "ServiceRequest": "subject",
+    "Patient": "",  # the records themselves
+}
 
 
 # Who owns a resource of each type: the data owner rule of the security model (fhirserver/security/access.py).

@@ -34,6 +34,10 @@ class PeerFailure(Exception):
     """What went wrong with a peer, in a sentence for the warning."""
 
 
+class PeerRefused(PeerFailure):
+    """The peer answered the query with a 4xx: it does not take it as asked (e.g. a parameter it does not know)."""
+
+
 @dataclass
 class PeerAnswer:
     peer: Peer
@@ -44,6 +48,8 @@ class PeerAnswer:
 
 
 Query = tuple[str, list[tuple[str, str]]]  # (resource type, search parameters)
+# A query a peer refused (HTTP 4xx), asked again another way: None when there is no other way.
+Fallback = Callable[[list[tuple[str, str]]], list[tuple[str, str]] | None]
 
 
 class FederationClient:
@@ -58,9 +64,11 @@ class FederationClient:
         self.session.mount("https://", adapter)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peer")
 
-    def search_all(self, peers: list[Peer], queries: list[Query], correlation_id: str) -> list[PeerAnswer]:
-        """Every query on every peer at once; one answer per peer, within the peer timeout."""
-        futures = [(peer, self.pool.submit(self._peer, peer, queries, correlation_id)) for peer in peers]
+    def search_all(self, peers: list[Peer], queries: list[Query], correlation_id: str,
+                   fallback: Fallback | None = None) -> list[PeerAnswer]:
+        """Every query on every peer at once; one answer per peer, within the peer timeout. A query a peer refuses
+        is asked once more as `fallback` rewrites it (a peer of another make that lacks one of our parameters)."""
+        futures = [(peer, self.pool.submit(self._peer, peer, queries, correlation_id, fallback)) for peer in peers]
         answers = []
         for peer, future in futures:
             try:
@@ -76,7 +84,7 @@ class FederationClient:
         return self._get(peer, url, correlation_id, deadline)
 
     # -- internals ----------------------------------------------------------------------------------------
-    def _peer(self, peer: Peer, queries: list[Query], correlation_id: str) -> PeerAnswer:
+    def _peer(self, peer: Peer, queries: list[Query], correlation_id: str, fallback: Fallback | None) -> PeerAnswer:
         answer = PeerAnswer(peer)
         started = time.monotonic()
         if not self.breaker.allow(peer.address):
@@ -85,7 +93,13 @@ class FederationClient:
         deadline = started + self.timeout_s
         try:
             for resource_type, params in queries:
-                self._search(peer, resource_type, params, correlation_id, deadline, answer)
+                try:
+                    self._search(peer, resource_type, params, correlation_id, deadline, answer)
+                except PeerRefused:
+                    other = fallback(params) if fallback is not None else None
+                    if other is None:
+                        raise
+                    self._search(peer, resource_type, other, correlation_id, deadline, answer)
             self.breaker.success(peer.address)
         except PeerFailure as failure:
             self.breaker.failure(peer.address)
@@ -140,7 +154,7 @@ class FederationClient:
                         self._backoff(attempt, deadline)
                         continue
                     if response.status_code != 200:
-                        raise PeerFailure(f"refused the query (HTTP {response.status_code})")
+                        raise PeerRefused(f"refused the query (HTTP {response.status_code})")
                     body = self._read(response, deadline)
             except requests.Timeout:
                 raise PeerFailure(f"did not answer within {self.timeout_s:g} s") from None

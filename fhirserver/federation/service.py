@@ -2,7 +2,9 @@
 the federated search (`_federated=true`), merged with the local ones.
 
 Patients are matched across nodes by identifier only (FHIRSERVER_IDENTITY_SYSTEMS, the national resident ID
-by default), never by name: a local patient becomes `patient.identifier=system|value` on each peer.
+by default), never by name: a local patient becomes `person=system|value` on each peer, which the peer resolves
+with its own person index (the same rules as here: profiles/SearchParameter-hr-person.json). A peer that does not
+know `person` (another make) is asked `patient.identifier=system|value` instead.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from .client import FederationClient, PeerAnswer
 from .peers import Peer, active_peers
 
 STANDING_TTL_S = 60.0
-PATIENT_PARAMS = ("patient", "subject")
+PATIENT_PARAMS = ("patient", "subject", "person")
+PERSON = "person"  # the person search parameter (hr-person), resolved by each node's person index
+PERSON_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy", "ServiceRequest"})
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,8 @@ class FederationService:
         identity = self.identity(ctx, patient) if peers else None
         if not identity:
             return [], []
-        queries = [(rtype, [("patient.identifier", identity), ("item", item), ("_count", "50")])
-                   for rtype in RESULT_TYPES]
-        answers = self.client.search_all(peers, queries, _correlation())
+        queries = [(rtype, [(PERSON, identity), ("item", item), ("_count", "50")]) for rtype in RESULT_TYPES]
+        answers = self.client.search_all(peers, queries, _correlation(), _by_chain)
         results, warnings = [], []
         for answer in answers:
             warnings += self._warnings(answer)
@@ -135,9 +138,10 @@ class FederationService:
         local = local_search.search(ctx, resource_type, RequestInfo(base_url=base_url, query=tuple(pairs))).body or {}
         remote_pairs = [(k, v) for k, v in pairs if k.split(":")[0].split(".")[0] not in PATIENT_PARAMS
                         and k not in ("_include", "_revinclude", "_total", "_summary", "_elements")]
-        remote_pairs.append(("patient.identifier", identity))
+        remote_pairs.append((PERSON, identity) if resource_type in PERSON_TYPES else ("patient.identifier", identity))
         peers = self.peers(ctx)
-        answers = self.client.search_all(peers, [(resource_type, remote_pairs)], _correlation()) if peers else []
+        answers = self.client.search_all(peers, [(resource_type, remote_pairs)], _correlation(),
+                                         _by_chain) if peers else []
         bundle = new_bundle("searchset", page_url(base_url, resource_type, [*pairs, ("_federated", "true")]))
         entries, seen = [], set()
         for entry in local.get("entry", []):
@@ -165,7 +169,8 @@ class FederationService:
     def _search_identity(self, ctx: FhirContext, pairs: list[tuple[str, str]]) -> str:
         for key, value in pairs:
             name = key.split(":")[0]
-            if name in ("patient.identifier", "subject.identifier", "subject:Patient.identifier") and "|" in value:
+            if name in ("patient.identifier", "subject.identifier", "subject:Patient.identifier", PERSON) \
+                    and "|" in value:
                 return value
             if name in PATIENT_PARAMS:
                 ref = value if "/" in value else f"Patient/{value}"
@@ -175,7 +180,7 @@ class FederationService:
                 raise FhirError.of(400, "processing", f"{ref[:80]} has no identifier of "
                                                       f"{', '.join(self.identity_systems)}; other nodes know "
                                                       f"patients only by that.", key)
-        raise bad_request("A federated search names the patient: patient=Patient/<id> or "
+        raise bad_request("A federated search names the patient: patient=Patient/<id>, person=<system>|<value> or "
                           "patient.identifier=<system>|<value>.", "_federated")
 
     def _origin(self, peer: Peer | None) -> dict[str, Any]:
@@ -193,6 +198,13 @@ class FederationService:
         if answer.dropped:
             out.append(f"Peer {answer.peer.label} sent {answer.dropped} invalid resource(s); they were left out.")
         return out
+
+
+def _by_chain(params: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """The query for a peer without the person parameter: the standard chain on the patient's identifier."""
+    if not any(k == PERSON for k, _ in params):
+        return None
+    return [("patient.identifier", v) if k == PERSON else (k, v) for k, v in params]
 
 
 def _key(resource: dict[str, Any]) -> str:

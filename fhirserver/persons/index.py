@@ -13,12 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..fhir.errors import Issue
+from ..fhir.errors import FhirError, Issue
 from ..fhir.interactions.context import FhirContext
-from ..fhir.interactions.search import find
+from ..fhir.interactions.search import find, with_references
 from ..fhir.json_format import loads
+from ..fhir.local_base import local_bases
+from ..store.registry_cache import RegistryCache
 from . import resident_id
 
+LINKS_MAX_AGE_S = 10.0  # bounds a cached link edge a writer that died before counting its change could leave
+MAX_LINKING = 5_000  # records with explicit links kept in memory; beyond that the walk searches per level
 MAX_RECORDS = 50  # records of one person followed; a person held by more hospitals than this is cut off here
 LINK_TYPES = frozenset({"seealso", "replaced-by", "replaces", "refer"})
 
@@ -32,8 +36,10 @@ class Member:
 
 
 class PersonIndex:
-    def __init__(self, identity_systems: tuple[str, ...], canonical_base: str = "http://hr.example.org/fhir") -> None:
+    def __init__(self, identity_systems: tuple[str, ...], canonical_base: str = "http://hr.example.org/fhir",
+                 cache: RegistryCache | None = None) -> None:
         self.identity_systems = identity_systems
+        self._cache = cache  # keyed by the Patient change counter: the link edges, never stale
         self.tag_system = f"{canonical_base}/CodeSystem/hr-identity"
 
     # -- one record ---------------------------------------------------------------------------------------------
@@ -101,6 +107,24 @@ class PersonIndex:
         same stored records give the same answer in the same order."""
         return self._walk(ctx, reference)[0]
 
+    def of_identity(self, ctx: FhirContext, name: str, values: list[str]) -> list[str]:
+        """Resolver of the `person` search parameter (profiles/SearchParameter-hr-person.json): the records of the
+        person each identity names (values OR-ed), under the same rules as every other person lookup here, so a
+        peer asking `DiagnosticReport?person=<system>|<value>` gets what this node's own checks would see."""
+        records: list[str] = []
+        for value in values:
+            system, bar, code = value.partition("|")
+            if bar and (system not in self.identity_systems or not code):
+                raise FhirError.of(400, "value", f"'{name}' takes an identity as system|value (or a bare value), "
+                                                 f"where system is one of {', '.join(self.identity_systems)}; got "
+                                                 f"{value[:60]!r}.", name)
+            for token in [value] if bar else [f"{s}|{value}" for s in self.identity_systems]:
+                for version in find(ctx, "Patient", [("identifier", _escaped(token))], MAX_RECORDS):
+                    record = loads(version.text) if version.text else {}
+                    if token in self.identities(record)[0] and f"Patient/{version.id}" not in records:
+                        records += [r for r in self.records(ctx, f"Patient/{version.id}") if r not in records]
+        return records
+
     def records(self, ctx: FhirContext, reference: str) -> list[str]:
         return [m.reference for m in self.members(ctx, reference)]
 
@@ -110,48 +134,77 @@ class PersonIndex:
         return [t for m in members if loaded.get(m.reference) for t in self.identities(loaded[m.reference])[0]]
 
     def _walk(self, ctx: FhirContext, reference: str) -> tuple[list[Member], dict[str, dict[str, Any] | None]]:
-        """Breadth-first over identity values and links; each record is read once (a search hit is not re-read)."""
+        """Breadth-first, one level at a time: per level, one identifier search for the identity values not searched
+        yet and the records linking to the level (from the link cache, else one search). Each record is read once
+        (a search hit is not re-read)."""
         if not reference.startswith("Patient/"):
             return [Member(reference, "self")], {}
         found: dict[str, Member] = {reference: Member(reference, "self")}
         loaded: dict[str, dict[str, Any] | None] = {}
         resident: set[str] = set()
-        queue = [reference]
-        while queue and len(found) < MAX_RECORDS:
-            current = queue.pop(0)
-            record = self._load(ctx, current, loaded)
-            if record is None:
-                continue
-            tokens, _ = self.identities(record)
-            resident |= {t for t in tokens if t.startswith(resident_id.SYSTEM + "|")}
+        searched: set[str] = set()
+        linking = self._linking(ctx)
+        level = [reference]
+        while level and len(found) < MAX_RECORDS:
             candidates: list[tuple[str, str]] = []
-            for token in tokens:
-                for version in find(ctx, "Patient", [("identifier", token)], MAX_RECORDS):
-                    loaded.setdefault(f"Patient/{version.id}", loads(version.text) if version.text else None)
-                    candidates.append((f"Patient/{version.id}", token))
-            for link in record.get("link") or []:
-                other = ((link or {}).get("other") or {}).get("reference")
-                if (link or {}).get("type") in LINK_TYPES and isinstance(other, str) and other.startswith("Patient/"):
-                    candidates.append((other, f"link:{link['type']}"))
-            for version in find(ctx, "Patient", [("link", current)], MAX_RECORDS):
-                loaded.setdefault(f"Patient/{version.id}", loads(version.text) if version.text else None)
-                candidates.append((f"Patient/{version.id}", "link:from"))
-            for candidate, via in sorted(set(candidates)):
-                if candidate in found or len(found) >= MAX_RECORDS:
+            new_tokens: set[str] = set()
+            for current in level:
+                record = self._load(ctx, current, loaded)
+                if record is None:
                     continue
+                tokens, _ = self.identities(record)
+                resident |= {t for t in tokens if t.startswith(resident_id.SYSTEM + "|")}
+                new_tokens |= set(tokens) - searched
+                for link in record.get("link") or []:
+                    other = _local(ctx, ((link or {}).get("other") or {}).get("reference"))
+                    if (link or {}).get("type") in LINK_TYPES and other is not None:
+                        candidates.append((other, f"link:{link['type']}"))
+            searched |= new_tokens
+            if new_tokens:
+                for version in find(ctx, "Patient", [("identifier", ",".join(sorted(_escaped(t) for t in new_tokens)))],
+                                    MAX_RECORDS):
+                    ref = f"Patient/{version.id}"
+                    loaded.setdefault(ref, loads(version.text) if version.text else None)
+                    shared = sorted(new_tokens & set(self.identities(loaded[ref] or {})[0]))
+                    candidates.append((ref, shared[0] if shared else "unlinked"))
+            if linking is None:
+                for version in find(ctx, "Patient", [("link", ",".join(level))], MAX_RECORDS):
+                    loaded.setdefault(f"Patient/{version.id}", loads(version.text) if version.text else None)
+                    candidates.append((f"Patient/{version.id}", "link:from"))
+            else:
+                candidates += [(source, "link:from") for current in level for source in linking.get(current, ())]
+            level = []
+            for candidate, via in sorted(set(candidates)):
+                if candidate in found or via == "unlinked" or len(found) >= MAX_RECORDS:
+                    continue  # "unlinked": it carries the value, but the value does not link it (invalid, contradicted)
                 other_record = self._load(ctx, candidate, loaded)
                 if other_record is None:
                     continue
-                other_tokens, _ = self.identities(other_record)
-                if not via.startswith("link:") and via not in other_tokens:
-                    continue  # it carries the value, but the value does not link it (invalid, contradicted)
-                other_resident = {t for t in other_tokens if t.startswith(resident_id.SYSTEM + "|")}
+                other_resident = {t for t in self.identities(other_record)[0] if t.startswith(resident_id.SYSTEM + "|")}
                 if resident and other_resident and not other_resident <= resident:
                     continue  # never one person across two different resident IDs
                 resident |= other_resident
                 found[candidate] = Member(candidate, via)
-                queue.append(candidate)
+                level.append(candidate)
         return list(found.values()), loaded
+
+    def _linking(self, ctx: FhirContext) -> dict[str, tuple[str, ...]] | None:
+        """Which records link to each record (explicit links are few: an administrator's merge, a hospital's
+        seealso), kept per process until a Patient changes anywhere; None when too many to keep."""
+        if self._cache is None:
+            return None
+
+        def compute() -> dict[str, tuple[str, ...]] | None:
+            rows = with_references(ctx, "Patient", "link", MAX_LINKING + 1)
+            if len(rows) > MAX_LINKING:
+                return None
+            edges: dict[str, set[str]] = {}
+            for record_id, targets in rows:
+                for target in targets:
+                    edges.setdefault(target, set()).add(f"Patient/{record_id}")
+            return {target: tuple(sorted(sources)) for target, sources in edges.items()}
+
+        return self._cache.get("linking", compute)
 
     @staticmethod
     def _load(ctx: FhirContext, reference: str, loaded: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -172,3 +225,20 @@ def _contradictions(patient: dict[str, Any], parsed: resident_id.ResidentId) -> 
     if gender in ("male", "female") and gender != parsed.gender:
         out.append(f"gender {gender} but the ID says {parsed.gender}")
     return out
+
+
+def _escaped(token: str) -> str:
+    """A token as one search value (FHIR escapes `,` and `$` with a backslash; `|` separates system and code)."""
+    return token.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$")
+
+
+def _local(ctx: FhirContext, reference: Any) -> str | None:
+    """A link target as "Patient/id" when it names a record here (relative, or absolute with a base this server
+    answers to); None otherwise."""
+    if not isinstance(reference, str):
+        return None
+    for base in local_bases(ctx.settings.base_url):
+        if reference.startswith(base + "/"):
+            reference = reference[len(base) + 1:]
+    parts = reference.split("/")
+    return reference if len(parts) == 2 and parts[0] == "Patient" and parts[1] else None

@@ -22,6 +22,8 @@ from .outages import outages_translated, translating_outages
 from .records import LockTimeout
 
 REGISTRY = "registry"
+PERSONS = "persons"
+GROUP_FIELDS = {REGISTRY: "n"}  # the registry's counter kept its first field name
 
 
 @translating_outages
@@ -66,37 +68,38 @@ class Locks:
 
 @translating_outages
 class ChangeCounter:
-    """Counts writes to some resource types (the registry: Organization, OrganizationAffiliation, ...), so
-    values derived from them can be cached per process and checked with one primary-key read."""
+    """Counts writes to groups of resource types, so values derived from them can be cached per process and checked
+    with one primary-key read: the registry (Organization, OrganizationAffiliation, ...) and the persons (Patient,
+    for the person index). All groups are fields of one document, read together."""
 
-    def __init__(self, db: Database, counted_types: frozenset[str], max_time_ms: int = 10_000) -> None:
+    def __init__(self, db: Database, groups: dict[str, frozenset[str]], max_time_ms: int = 10_000) -> None:
         self._db = db
-        self.counted_types = counted_types
+        self.groups = groups
+        self.counted_types = frozenset(t for types in groups.values() for t in types)
         self._max_time_ms = max_time_ms
         self._snapshot = threading.local()
 
-    def generation(self) -> int:
-        """How many writes the counted types have seen (any process); moves after each change is visible.
-        Inside `snapshot()` it is read once, at first need, and kept until this thread writes one."""
-        kept = getattr(self._snapshot, "generation", None)
-        if kept is not None:
-            return int(kept)
-        doc = self._db[GENERATIONS].find_one({"_id": REGISTRY}, max_time_ms=self._max_time_ms)
-        generation = int(doc["n"]) if doc else 0
-        if getattr(self._snapshot, "active", False):
-            self._snapshot.generation = generation
-        return generation
+    def generation(self, group: str = REGISTRY) -> int:
+        """How many writes the group's types have seen (any process); moves after each change is visible.
+        Inside `snapshot()` the counters are read once, at first need, and kept until this thread writes."""
+        doc = getattr(self._snapshot, "doc", None)
+        if doc is None:
+            doc = self._db[GENERATIONS].find_one({"_id": REGISTRY}, max_time_ms=self._max_time_ms) or {}
+            if getattr(self._snapshot, "active", False):
+                self._snapshot.doc = doc
+        return int(doc.get(GROUP_FIELDS.get(group, group), 0))
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        """One generation for a whole request (one read instead of one per cached value)."""
-        self._snapshot.active, self._snapshot.generation = True, None
+        """One reading of the counters for a whole request (one read instead of one per cached value)."""
+        self._snapshot.active, self._snapshot.doc = True, None
         try:
             yield
         finally:
-            self._snapshot.active, self._snapshot.generation = False, None
+            self._snapshot.active, self._snapshot.doc = False, None
 
     def changed(self, resource_types: set[str]) -> None:
-        if resource_types & self.counted_types:
-            self._db[GENERATIONS].update_one({"_id": REGISTRY}, {"$inc": {"n": 1}}, upsert=True)
-            self._snapshot.generation = None  # this request sees its own change
+        moved = {GROUP_FIELDS.get(group, group): 1 for group, types in self.groups.items() if resource_types & types}
+        if moved:
+            self._db[GENERATIONS].update_one({"_id": REGISTRY}, {"$inc": moved}, upsert=True)
+            self._snapshot.doc = None  # this request sees its own change

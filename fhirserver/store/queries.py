@@ -59,6 +59,17 @@ class SearchStore:
             values.extend(node or [])
         return values
 
+    def index_rows(self, resource_type: str, query: dict[str, Any], field: str,
+                   limit: int) -> list[tuple[str, list[Any]]]:
+        """(id, stored index values `sp.<field>`) of each match, in id order."""
+        rows = []
+        for doc in self._find(resource_type, query, [("_id", ASCENDING)], limit, {field: True}):
+            node: Any = doc
+            for part in field.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            rows.append((str(doc["_id"]), list(node or [])))
+        return rows
+
     def aggregate(self, resource_type: str, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """An aggregation over current versions (statistics); planner-style $match stages only."""
         return list(self._db[resource_type].aggregate(pipeline, maxTimeMS=self._max_time_ms))

@@ -11,21 +11,22 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from .locks import ChangeCounter
+from .locks import REGISTRY, ChangeCounter
 
 T = TypeVar("T")
 MAX_ENTRIES = 10_000
 
 
 class RegistryCache:
-    def __init__(self, changes: ChangeCounter, max_age_s: float = 60.0) -> None:
+    def __init__(self, changes: ChangeCounter, max_age_s: float = 60.0, group: str = REGISTRY) -> None:
         self._changes = changes
+        self._group = group
         self._max_age_s = max_age_s
         self._entries: dict[Hashable, tuple[int, float, Any]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        generation = self._changes.generation()
+        generation = self._changes.generation(self._group)
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(key)

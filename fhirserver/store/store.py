@@ -41,11 +41,11 @@ class Store:
     health: Health
 
 
-def open_store(db: Database, counted_types: frozenset[str] = frozenset(), max_time_ms: int = 10_000,
+def open_store(db: Database, counted: dict[str, frozenset[str]] | None = None, max_time_ms: int = 10_000,
                indexed: dict[str, frozenset[str]] | None = None) -> Store:
-    """The parts over `db`. `counted_types`: the resource types whose writes the change counter counts;
+    """The parts over `db`. `counted`: per change-counter group, the resource types whose writes it counts;
     `indexed`: per collection, the fields that lead an index (indexes.indexed_fields)."""
-    changes = ChangeCounter(db, counted_types, max_time_ms)
+    changes = ChangeCounter(db, counted or {}, max_time_ms)
     return Store(versions=VersionStore(db, changes, max_time_ms), search=SearchStore(db, max_time_ms, indexed),
                  locks=Locks(db), changes=changes, notes=Notes(db, max_time_ms), audit=AuditLog(db),
                  dicom=DicomStore(db, max_time_ms), health=Health(db))

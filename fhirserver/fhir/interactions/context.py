@@ -85,6 +85,9 @@ class FhirContext:
     advise_write: tuple[Callable[..., list[Any]], ...] = ()
     after_write: tuple[Callable[..., None], ...] = ()
     access: Access = field(default_factory=OpenAccess)
+    # Search parameters resolved by a service (SearchParameter extension hr-resolved-by, e.g. "person-index"):
+    # resolver(ctx, name, values) -> the references they stand for ("Patient/x", ...); FhirError for a bad value.
+    resolvers: dict[str, Callable[..., list[str]]] = field(default_factory=dict)
     # Where server-made AuditEvents go (the hash-chained trail, security/audit.py); None: stored plainly.
     record_event: Callable[[dict[str, Any]], Any] | None = None
     settle_events: Callable[[], None] | None = None  # returns once the events recorded so far are searchable

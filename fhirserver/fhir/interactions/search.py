@@ -17,6 +17,7 @@ from ..errors import FhirError, bad_request, operation_outcome
 from ..json_format import loads
 from ..resource_types import SUPPORTED_TYPES
 from ..search.indexer import sort_default
+from ..search.parameters import SearchParameter
 from ..search.planner import LIVE
 from ..search.query import Criterion, Include, SearchQuery
 from ..validation import is_valid_id
@@ -99,9 +100,25 @@ def _resolve(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) ->
                                                           f"resources; narrow the chained criteria.", c.name)
                 refs += [f"{target}/{v.id}" for v in found]
             resolved.append(Criterion(c.code, "reference", None, tuple(refs), c.name))
+        elif c.type == "token" and (parameter := ctx.registry.get(resource_type, c.code)) is not None \
+                and parameter.resolved_by:
+            resolved.append(_resolved(ctx, resource_type, parameter, c))
         else:
             resolved.append(c)
     return resolved
+
+
+def _resolved(ctx: FhirContext, resource_type: str, parameter: SearchParameter, c: Criterion) -> Criterion:
+    """A parameter a service resolves (hr-resolved-by) becomes the references it stands for: a reference criterion
+    on `parameter.becomes`, or `_id` of the resources themselves."""
+    resolver = ctx.resolvers.get(parameter.resolved_by or "")
+    if resolver is None:
+        raise FhirError.of(400, "not-supported", f"'{c.code}' is not available on this server.", c.name)
+    refs = resolver(ctx, c.name, list(c.values))
+    if not parameter.becomes:
+        ids = sorted({r.split("/", 1)[1] for r in refs if r.startswith(f"{resource_type}/")})
+        return Criterion("_id", "token", None, tuple(ids), c.name)
+    return Criterion(parameter.becomes, "reference", None, tuple(sorted(set(refs))), c.name)
 
 
 def _in_compartment(ctx: FhirContext, resource_type: str, compartment: tuple[str, str],
@@ -236,3 +253,11 @@ def find(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]], lim
     """Current resources matching search criteria, for domain services (same parser and planner as HTTP)."""
     query = ctx.parser.parse(resource_type, pairs, criteria_only=True)
     return ctx.store.search.find_current(resource_type, matching_filter(ctx, resource_type, query.criteria), limit)
+
+
+
+def with_references(ctx: FhirContext, resource_type: str, parameter: str, limit: int) -> list[tuple[str, list[str]]]:
+    """(id, references as stored) of the current resources whose reference parameter has any value (a range over
+    its index: stored references are strings), for domain services that keep such edges in memory."""
+    return ctx.store.search.index_rows(resource_type, all_of(LIVE, {index_field(parameter): {"$gt": ""}}),
+                                       index_field(parameter), limit)

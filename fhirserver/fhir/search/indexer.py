@@ -172,7 +172,7 @@ class ResourceIndexer:
         sp: dict[str, list[Any]] = {}
         so: dict[str, Any] = {}
         for code, parameter in self._registry.for_type(resource["resourceType"]).items():
-            if code == "_id":
+            if code == "_id" or parameter.resolved_by:
                 continue
             if only_server_assigned and not _reads_server_meta(parameter):
                 continue

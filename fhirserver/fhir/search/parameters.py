@@ -26,6 +26,7 @@ from ..resource_types import SUPPORTED_TYPES
 
 log = logging.getLogger(__name__)
 
+RESOLVED_BY = "/StructureDefinition/hr-resolved-by"
 _AS_TYPE = re.compile(r"\(([A-Za-z][A-Za-z0-9.]*) as ([A-Za-z]+)\)")
 _RESOLVE_IS = re.compile(r"where\(resolve\(\) is ([A-Z][A-Za-z]+)\)")
 _COMPONENT_AS = re.compile(r"\b([a-z][A-Za-z]*)\.as\(([A-Za-z]+)\)")
@@ -193,6 +194,10 @@ class SearchParameter:
     targets: tuple[str, ...] = ()
     modifiers: tuple[str, ...] = ()
     components: tuple[SearchParameter, ...] = ()
+    # Resolved by a server service (hr-resolved-by) into references before the search runs, never indexed:
+    # `becomes` is the reference parameter it turns into on this type ("" for the resources themselves).
+    resolved_by: str | None = None
+    becomes: str = ""
 
 
 class SearchParameterRegistry:
@@ -222,6 +227,13 @@ class SearchParameterRegistry:
 
     def _build(self, definition: dict[str, Any], rtype: str, model: Any,
                by_url: dict[Any, dict[str, Any]]) -> SearchParameter:
+        resolved_by = next((e.get("valueCode") for e in definition.get("extension", [])
+                            if isinstance(e, dict) and str(e.get("url", "")).endswith(RESOLVED_BY)), None)
+        if resolved_by:
+            path = expression_for(definition["expression"], rtype)
+            return SearchParameter(code=definition["code"], type=definition["type"], resource_type=rtype,
+                                   expression=path, url=definition.get("url", ""), evaluate=lambda _: [],
+                                   resolved_by=resolved_by, becomes=path.partition(".")[2])
         expression = rewrite_expression(expression_for(definition["expression"], rtype))
         components = []
         for component in definition.get("component", []):

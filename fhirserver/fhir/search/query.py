@@ -144,6 +144,8 @@ class QueryParser:
             raise self._unknown(resource_type, name, code)
         if dot:
             return self._chain(resource_type, parameter, name, modifier, rest, raw, depth)
+        if parameter.resolved_by and modifier:
+            raise FhirError.of(400, "not-supported", f"'{code}' takes no modifier ('{name}').", name)
         modifier_value = self._check_modifier(parameter, name, modifier)
         values = self._values(name, raw, allow_empty=False)
         if modifier_value == "missing" and values not in (["true"], ["false"]):
@@ -257,7 +259,7 @@ class QueryParser:
         if code == "_id":
             return code, "token", direction
         parameter = self.registry.get(resource_type, code)
-        if parameter is None or parameter.type == "composite":
+        if parameter is None or parameter.type == "composite" or parameter.resolved_by:
             raise FhirError.of(400, "not-supported", f"Cannot sort {resource_type} by '{code}'.", "_sort")
         return code, parameter.type, direction
 
