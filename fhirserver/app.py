@@ -39,6 +39,7 @@ from .recognition.standing import STANDING_TYPES, Standing
 from .security.access import PolicyAccess
 from .security.audit import AuditTrail
 from .security.consent import ConsentEvaluator
+from .security.consent_capture import ConsentCapture
 from .store.client import connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.indexes import collection_indexes, indexed_fields
@@ -85,11 +86,14 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     persons = PersonIndex(settings.identity_systems, settings.canonical_base,
                           RegistryCache(ctx.store.changes, LINKS_MAX_AGE_S, PERSONS))
     recognition = RecognitionService(catalog, registry_cache, persons, settings.reorder_rule)
-    access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone),
+    capture = ConsentCapture(settings.canonical_base, settings.consent_capture, settings.consent_days, persons, zone)
+    access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone,
+                                           capture.capture_url),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
                           lambda org: (recognition.standing(ctx, org) or Standing(org)).region, persons)
     trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
-    ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule, persons.tag_rule),
+    ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule, persons.tag_rule,
+                                     capture.rule),
                   advise_write=(persons.write_warnings,),
                   after_write=(recognition.record_override,), resolvers={"person-index": persons.of_identity},
                   access=access, record_event=trail.spool,
@@ -101,6 +105,15 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
                          CircuitBreaker(cooldown_s=settings.peer_cooldown_s)), catalog, settings.identity_systems,
         label, zone, registry_cache, persons)
     return ctx, recognition, trail
+
+
+def _malformed_framing(error: Exception) -> bool:
+    """The HTTP server (gunicorn) could not read the body as the client framed it: the client's mistake."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # another WSGI server
+        return False
+    return isinstance(error, ParseException)
 
 
 def binding_check(terminology: TerminologyService) -> Callable[[str, str | None, str], bool]:
@@ -203,5 +216,9 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
         return render_error(fhir, request)
 
     @app.errorhandler(Exception)
-    def unexpected(_error: Exception) -> Response:
+    def unexpected(error: Exception) -> Response:
+        if _malformed_framing(error):
+            return render_error(FhirError.of(400, "structure", "The request body is not framed correctly (e.g. a "
+                                                               "chunk size that is not hexadecimal in "
+                                                               "Transfer-Encoding: chunked)."), request)
         return render_unexpected(request)

@@ -139,7 +139,12 @@ def _demo(args: argparse.Namespace) -> int:
 
         def header(owner: str) -> dict[str, str]:
             assert settings is not None
-            token = issue_development_token(settings, f"demo-loader-{owner}", "system/*.cruds", f"Organization/{owner}")
+            if owner.startswith("Practitioner/"):  # the children's hospital's doctor, who attests the consent
+                token = issue_development_token(settings, "demo-doctor", "user/*.cruds",
+                                                "Organization/demo-cq-children", owner)
+            else:
+                token = issue_development_token(settings, f"demo-loader-{owner}", "system/*.cruds",
+                                                f"Organization/{owner}")
             return {"Authorization": f"Bearer {token}"}
 
         loads = [(header(owner), bundle) for owner, bundle in owned_bundles()]

@@ -89,6 +89,8 @@ class Settings:
     peer_timeout_s: float = 5.0
     peer_cooldown_s: float = 30.0          # how long a failing peer is skipped before one probe
     identity_systems: tuple[str, ...] = ("urn:oid:2.16.156.10011.1.3",)  # the national resident ID (GB 11643)
+    consent_capture: str = "attested"     # attested (by a practitioner of the viewing hospital) | patient
+    consent_days: int = 30                # the longest a captured consent lets a hospital look (and the default)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -128,6 +130,8 @@ class Settings:
             peer_cooldown_s=_float(env, "FHIRSERVER_PEER_COOLDOWN", cls.peer_cooldown_s),
             identity_systems=tuple(s.strip() for s in (env.get("FHIRSERVER_IDENTITY_SYSTEMS") or "").split(",")
                                    if s.strip()) or cls.identity_systems,
+            consent_capture=(env.get("FHIRSERVER_CONSENT_CAPTURE") or cls.consent_capture).lower(),
+            consent_days=_int(env, "FHIRSERVER_CONSENT_DAYS", cls.consent_days, 1),
             enforce_profiles=tuple(p.strip() for p in (env.get("FHIRSERVER_ENFORCE_PROFILES") or "").split(",")
                                    if p.strip()),
         )
@@ -147,6 +151,11 @@ class Settings:
             raise SettingsError("FHIRSERVER_BASE_URL must start with http:// or https://")
         if self.reorder_rule not in ("enforce", "warn", "off"):
             raise SettingsError("FHIRSERVER_REORDER_RULE is enforce, warn or off")
+        if self.consent_capture not in ("attested", "patient"):
+            raise SettingsError("FHIRSERVER_CONSENT_CAPTURE is attested or patient")
+        if self.consent_days > 366:
+            raise SettingsError("FHIRSERVER_CONSENT_DAYS is at most 366: a consent to look is for a visit, not for "
+                                "good")
         self._validate_auth()
         if self.region is not None and not re.fullmatch(r"\d{6}", self.region):
             raise SettingsError(f"FHIRSERVER_REGION must be a 6-digit GB/T 2260 code, got {self.region!r}")

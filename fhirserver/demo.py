@@ -4,7 +4,9 @@ example works. Dates are relative to today, so the demo results stay inside thei
 Hospitals (levels, regions, network membership and QC accreditation), two patients with national IDs, and
 recognizable and non-recognizable results (ids start with demo-). The children's hospital keeps its own record
 of 小明 (demo-xiaoming-et, its own MRN), where 小明's guardian consented to the hospital seeing his results from
-the other hospitals of the network: with authentication on, that Consent is what shows it the 渝北 chest DR.
+the other hospitals of the network: with authentication on, that Consent is what shows it the 渝北 chest DR. It
+is captured as a real one must be (security/consent_capture.py): the hospital's own record, its order for him,
+and its doctor (demo-doctor-children) attesting.
 
 `owned_bundles()` groups the same resources by owner, so that with authentication on each hospital's data is
 written with a token of that hospital (a hospital may write only what it owns), the registry with a platform's.
@@ -89,12 +91,25 @@ def _consent() -> dict[str, Any]:
                 "reference": {"reference": "Organization/demo-cq-children"}}]}}
 
 
+DOCTOR = "Practitioner/demo-doctor-children"  # attests 小明's consent at the children's hospital
+
+
+def _order() -> dict[str, Any]:
+    """The children's hospital's order for 小明 (a blood count): the care relationship a consent to look needs
+    (stored before the consent, which looks for it)."""
+    return {"resourceType": "ServiceRequest", "id": "demo-order-xiaoming", "status": "active", "intent": "order",
+             "code": {"coding": [{"system": ITEM, "code": "LAB-HEM-001"}]},
+             "subject": {"reference": "Patient/demo-xiaoming-et"},
+             "requester": {"reference": "Organization/demo-cq-children"}, "authoredOn": _when(0)[:10]}
+
+
 def _owned() -> list[tuple[str, list[dict[str, Any]]]]:
     """(owner, resources) in loading order: the network first (marks are computed from stored standing), then
-    each hospital's patients, consents and results."""
+    each hospital's patients, orders and results, then the consent (written by the children's hospital's doctor)."""
     network: list[dict[str, Any]] = [{"resourceType": "Organization", "id": "demo-network", "name": "川渝互认网络"}]
     network += [_organization(*h) for h in HOSPITALS]
     network += [_affiliation(h[0], code) for h in HOSPITALS for code in ("network-member", "qc-accredited")]
+    network += [{"resourceType": "Practitioner", "id": DOCTOR.split("/")[1], "name": [{"text": "刘医生"}]}]
     patients = [_patient(*row) for row in PATIENTS]
     results = [
         _report("demo-dr-chest", "demo-xiaoming", "demo-cq-yubei", "DX-CHEST", 5, loinc="36643-5"),
@@ -106,10 +121,11 @@ def _owned() -> list[tuple[str, list[dict[str, Any]]]]:
     out: list[tuple[str, list[dict[str, Any]]]] = [(REGISTRY, network)]
     for hospital, *_ in HOSPITALS:
         mine = [p for p in patients if p["managingOrganization"]["reference"] == f"Organization/{hospital}"]
-        mine += [_consent()] if hospital == "demo-cq-children" else []
+        mine += [_order()] if hospital == "demo-cq-children" else []
         mine += [r for r in results if r["performer"][0]["reference"] == f"Organization/{hospital}"]
         if mine:
             out.append((hospital, mine))
+    out.append((DOCTOR, [_consent()]))  # his guardian's consent, attested by the doctor
     return out
 
 
@@ -119,11 +135,13 @@ def _transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def owned_bundles() -> list[tuple[str, dict[str, Any]]]:
-    """One transaction per owner (an Organization id): the network's registry first, then each hospital's data."""
+    """One transaction per owner (an Organization id, or the Practitioner who attests the consent): the network's
+    registry first, then each hospital's data, then the consent the children's hospital's doctor attests."""
     return [(owner, _transaction(resources)) for owner, resources in _owned()]
 
 
 def bundles() -> list[dict[str, Any]]:
     """The network, then the rest, for a loader that may write everything (authentication off)."""
     owned = _owned()
-    return [_transaction(owned[0][1]), _transaction([r for _, resources in owned[1:] for r in resources])]
+    return [_transaction(owned[0][1]), _transaction([r for _, resources in owned[1:-1] for r in resources]),
+            _transaction(owned[-1][1])]

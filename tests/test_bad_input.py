@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from typing import Any
 
@@ -113,6 +114,20 @@ def corpus() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
     body("transaction with operator url", json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": ok, "request": {"method": "POST", "url": "Observation?$where=1"}}]}), "")
     body("bundle of wrong type", json.dumps({"resourceType": "Bundle", "type": "searchset"}), "")
+    same_full_url = {"fullUrl": "urn:uuid:1f3e0c2e-0000-4000-8000-000000000009", "resource": ok,
+                     "request": {"method": "POST", "url": "Observation"}}
+    for kind in ("transaction", "batch"):  # bdl-7: a fullUrl names one entry
+        body(f"{kind} with one fullUrl twice", json.dumps({"resourceType": "Bundle", "type": kind,
+                                                           "entry": [same_full_url, same_full_url]}), "")
+    # numbers beyond what FHIR (18 digits) and the store hold
+    body("30-digit integer", '{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+                             '"valueInteger":123456789012345678901234567890}')
+    body("unsigned 64-bit integer", '{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+                                    '"valueQuantity":{"value":18446744073709551615}}')
+    # other FHIR versions
+    body("fhirVersion 3.0", json.dumps(ok), headers={"Content-Type": "application/fhir+json; fhirVersion=3.0"})
+    cases.append(("accept fhirVersion 5.0", "GET", "/Observation?_count=1", b"",
+                  {"Accept": "application/fhir+json; fhirVersion=5.0"}))
     return cases
 
 
@@ -130,6 +145,8 @@ def test_bad_input_corpus(base: str, store: pymongo.database.Database) -> None:
         for name, method, path, raw, headers in cases:
             response = session.request(method, f"{base}{path}", data=raw or None,
                                        headers={"Accept": FHIR_JSON, **headers}, timeout=60)
+            if name == "accept fhirVersion 5.0":
+                assert response.status_code == 406, response.text
             statuses[response.status_code] += 1
             text = response.text
             if response.status_code >= 500:
@@ -146,3 +163,19 @@ def test_bad_input_corpus(base: str, store: pymongo.database.Database) -> None:
           f"5xx: {sum(v for k, v in statuses.items() if k >= 500)}, stored resources: {sum(stored.values())}")
     assert not problems, "\n".join(problems)
     assert not stored, stored
+
+
+def test_malformed_http_framing_is_a_400_not_a_500(base: str) -> None:
+    """A chunked body whose chunk size is not hexadecimal: the request is refused as malformed."""
+    host, port = base.split("//", 1)[1].split("/", 1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"POST /fhir/Observation HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer[:300]

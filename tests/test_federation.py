@@ -343,6 +343,16 @@ def test_peer_credentials_are_sent_but_never_shown(nodes: dict[str, ServerProces
     assert any(h.get("X-Request-Id") == "trace-fed-1" for h in fake.requests)
     listed = requests.get(f"{sc.base}/Endpoint?name=fake", timeout=30).text
     assert "peer-secret-token" not in listed and '"header"' not in listed
+    # not even its writer gets it back: neither the PUT's answer nor a transaction's entry
+    secret = _endpoint("peer-secret-echo", "echo", "http://127.0.0.1:9/fhir", header=["Authorization: Bearer s3cr3t"])
+    put = requests.put(f"{sc.base}/Endpoint/peer-secret-echo", json={**secret, "status": "off"}, timeout=30,
+                       headers={"Content-Type": FHIR_JSON})
+    assert put.status_code in (200, 201) and "s3cr3t" not in put.text and put.json()["name"] == "echo"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {**secret, "status": "off"}, "request": {"method": "PUT", "url": "Endpoint/peer-secret-echo"}}]}
+    answer = requests.post(sc.base, json=bundle, timeout=30, headers={"Content-Type": FHIR_JSON})
+    assert answer.status_code == 200 and "s3cr3t" not in answer.text
+    assert answer.json()["entry"][0]["resource"]["name"] == "echo"  # the entry does carry the resource
 
 
 def test_correlation_id_reaches_the_peer_audit(nodes: dict[str, ServerProcess]) -> None:

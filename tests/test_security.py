@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -130,6 +131,10 @@ def test_jwt_matrix(secure: tuple[ServerProcess, Keys]) -> None:
         ("unknown key id", jwt.encode(claims(server), other_rsa, algorithm="RS256", headers={"kid": "zz9"}), 401),
         ("HS512 not allowed", jwt.encode(claims(server), SECRET + SECRET, algorithm="HS512"), 401),
         ("garbage", "not.a.jwt", 401),
+        ("exp as a string", hs(server, exp=str(int(time.time()) + 600)), 401),
+        ("patient scope without a patient claim", hs(server, scope="patient/*.rs"), 401),
+        ("malformed patient claim", hs(server, scope="patient/*.rs", patient="Patient/x_y"), 401),
+        ("malformed organization claim", hs(server, organization="sec-a"), 401),
         ("missing scopes", hs(server, scope="openid launch"), 403),
         ("scope for another type", hs(server, scope="system/Patient.rs"), 403),
         ("v1 read scope", hs(server, scope="system/Observation.read"), 200),
@@ -147,6 +152,14 @@ def test_jwt_matrix(secure: tuple[ServerProcess, Keys]) -> None:
         if expected == 401:
             assert response.headers["WWW-Authenticate"].startswith("Bearer"), name
     assert not failures, "\n".join(failures)
+
+
+def test_break_glass_never_widens_a_patient_token(secure: tuple[ServerProcess, Keys]) -> None:
+    server, _ = secure
+    token = hs(server, scope="patient/*.rs", organization=None, patient="Patient/someone",
+               fhirUser="Practitioner/doc-a")
+    answer = call(server, "GET", "/DiagnosticReport?_count=1", token, **{"X-Break-Glass": quote(EMERGENCY)})
+    assert answer.status_code == 403 and "no patient context" in answer.text
 
 
 def test_public_endpoints_need_no_token(secure: tuple[ServerProcess, Keys]) -> None:
@@ -177,45 +190,56 @@ def test_security_headers(secure: tuple[ServerProcess, Keys]) -> None:
 
 # -- the access matrix ---------------------------------------------------------------------------------------
 HOSPITALS = {"sec-a": "500000", "sec-b": "510000", "sec-c": "520000"}
-CONSENT_STATES = ("none", "permit-b", "permit-region", "expired", "denied", "class-observation", "revoked")
+CONSENT_STATES = ("none", "permit-b", "expired", "denied", "class-observation", "revoked", "forged-by-a",
+                  "unattested")
 
 
-def _consent(patient: str, state: str) -> dict[str, Any] | None:
+def _consent(patient: str, state: str, organization: str = "Organization/sec-b") -> dict[str, Any] | None:
+    """The Consent of each state, as recorded at `organization` (B, the hospital that wants to look)."""
     base: dict[str, Any] = {"resourceType": "Consent", "status": "active",
                             "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
                                                   "code": "patient-privacy"}]},
                             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-                            "patient": {"reference": patient}, "organization": [{"reference": "Organization/sec-a"}],
+                            "patient": {"reference": patient}, "organization": [{"reference": organization}],
                             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
                                                        "code": "OPTIN"}]}}
     actor_b = {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                     "code": "IRCP"}]}, "reference": {"reference": "Organization/sec-b"}}
     if state == "none":
         return None
-    if state == "permit-b":
-        base["provision"] = {"type": "permit", "actor": [actor_b]}
-    elif state == "permit-region":
-        base["provision"] = {"type": "permit", "actor": [{**actor_b, "reference": {
-            "type": "Organization", "identifier": {"system": REGION, "value": "510000"}}}]}
-    elif state == "expired":
-        base["provision"] = {"type": "permit", "actor": [actor_b], "period": {"start": "2020-01-01",
-                                                                             "end": "2021-01-01"}}
-    elif state == "denied":
-        base["provision"] = {"type": "permit", "provision": [{"type": "deny", "actor": [actor_b]}]}
+    base["provision"] = {"type": "permit", "actor": [actor_b]}
+    if state == "expired":
+        now = datetime.now(UTC)
+        base["provision"]["period"] = {"start": now.isoformat(timespec="seconds"),
+                                       "end": (now + timedelta(seconds=4)).isoformat(timespec="seconds")}
     elif state == "class-observation":
-        base["provision"] = {"type": "permit", "actor": [actor_b],
-                             "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}]}
-    elif state == "revoked":
-        base["status"] = "inactive"
-        base["provision"] = {"type": "permit", "actor": [actor_b]}
+        base["provision"]["class"] = [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}]
     return base
+
+
+def _care_at_b(server: ServerProcess, a_patient: str) -> str:
+    """B's own record of A's patient (linked to A's) and B's order for them: the care relationship a consent
+    recorded at B needs. Returns B's record."""
+    writer_b = hs(server, scope="system/*.cruds", organization="Organization/sec-b")
+    b_pid = f"{a_patient}-at-b"
+    record = {"resourceType": "Patient", "id": b_pid, "managingOrganization": {"reference": "Organization/sec-b"},
+              "link": [{"other": {"reference": f"Patient/{a_patient}"}, "type": "seealso"}]}
+    assert call(server, "PUT", f"/Patient/{b_pid}", writer_b, record).status_code == 201
+    order = {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "code": {"text": "血常规"},
+             "subject": {"reference": f"Patient/{b_pid}"}, "requester": {"reference": "Organization/sec-b"}}
+    assert call(server, "POST", "/ServiceRequest", writer_b, order).status_code == 201
+    return b_pid
 
 
 @pytest.fixture(scope="module")
 def world(secure: tuple[ServerProcess, Keys]) -> dict[str, Any]:
-    """Hospitals A, B, C; one patient of A per consent state, each with a report A performed."""
+    """Hospitals A, B, C; one patient of A per consent state, each with a report A performed. B records its
+    consents at B (its own record of the person, an order, its doctor attesting); the forged and unattested ones
+    are refused when written."""
     server, _ = secure
     admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    system_b = hs(server, scope="system/*.cruds", organization="Organization/sec-b")
     for hospital, region in HOSPITALS.items():
         org = {"resourceType": "Organization", "id": hospital, "name": hospital, "extension": [{
             "url": f"{C}/StructureDefinition/hr-region", "valueCoding": {"system": REGION, "code": region}}]}
@@ -231,10 +255,28 @@ def world(secure: tuple[ServerProcess, Keys]) -> dict[str, Any]:
                   "effectiveDateTime": "2026-11-01"}
         created = call(server, "POST", "/DiagnosticReport", admin, report)
         assert created.status_code == 201, created.text
-        consent = _consent(f"Patient/{pid}", state)
-        if consent is not None:
-            assert call(server, "POST", "/Consent", admin, consent).status_code == 201
+        if state != "none":
+            b_pid = _care_at_b(server, pid)
+            if state == "forged-by-a":  # A grants B a look at the person's results from everywhere: refused
+                forged = call(server, "POST", "/Consent", admin, _consent(f"Patient/{pid}", state,
+                                                                          "Organization/sec-a"))
+                assert forged.status_code == 403, forged.text
+            elif state == "unattested":  # B's backend, no practitioner: refused
+                refused = call(server, "POST", "/Consent", system_b, _consent(f"Patient/{b_pid}", state))
+                assert refused.status_code == 403 and "practitioner" in refused.text, refused.text
+            else:
+                written = call(server, "POST", "/Consent", doctor_b, _consent(f"Patient/{b_pid}", state))
+                assert written.status_code == 201, written.text
+                if state == "revoked":
+                    stored = written.json()
+                    assert call(server, "PUT", f"/Consent/{stored['id']}", doctor_b,
+                                {**stored, "status": "inactive"}).status_code == 200
+                if state == "denied":  # the patient told A: not B. Deny needs no capture, and wins.
+                    deny = _consent(f"Patient/{pid}", state, "Organization/sec-a")
+                    deny["provision"] = {"type": "deny", "actor": deny["provision"]["actor"]}
+                    assert call(server, "POST", "/Consent", admin, deny).status_code == 201
         patients[state], reports[state] = pid, created.json()["id"]
+    time.sleep(5)  # the "expired" consent's period (4 s) is over
     return {"patients": patients, "reports": reports}
 
 
@@ -260,8 +302,8 @@ def _expected(caller: str, state: str) -> bool:
     if caller == "patient app":
         return state == "none"
     if caller in ("B user", "B system"):
-        return state in ("permit-b", "permit-region")
-    return state == "denied"  # C: only the consent that permits everyone but B
+        return state == "permit-b"
+    return False  # C: no consent names C
 
 
 def test_access_matrix(secure: tuple[ServerProcess, Keys], world: dict[str, Any]) -> None:
@@ -301,8 +343,8 @@ def test_unfiltered_search_shows_exactly_what_consent_allows(secure: tuple[Serve
     token = hs(server, scope="user/*.rs", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
     found = call(server, "GET", "/DiagnosticReport?_count=1000&_total=accurate", token).json()
     ids = {e["resource"]["id"] for e in found.get("entry", [])}
-    assert ids == {world["reports"]["permit-b"], world["reports"]["permit-region"]}
-    assert found["total"] == 2
+    assert ids == {world["reports"]["permit-b"]}
+    assert found["total"] == 1
 
 
 def test_writes_only_to_own_organization(secure: tuple[ServerProcess, Keys], world: dict[str, Any]) -> None:
@@ -623,10 +665,14 @@ def test_consent_given_on_one_record_covers_the_persons_other_records(secure: tu
         created = call(server, "POST", "/DiagnosticReport", admin, report)
         assert created.status_code == 201
         if case == "consented":
+            order = {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "code": {"text": "CT"},
+                     "subject": {"reference": f"Patient/{records['sec-b']}"},
+                     "requester": {"reference": "Organization/sec-b"}}
+            assert call(server, "POST", "/ServiceRequest", writers["sec-b"], order).status_code == 201
             consent = _consent(f"Patient/{records['sec-b']}", "permit-b")  # given at B, on B's record
-            assert consent is not None
-            consent["organization"] = [{"reference": "Organization/sec-b"}]
-            written = call(server, "POST", "/Consent", writers["sec-b"], consent)
+            doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b",
+                          fhirUser="Practitioner/doc-b")
+            written = call(server, "POST", "/Consent", doctor_b, consent)
             assert written.status_code == 201, written.text
         reports[case] = (created.json()["id"], records["sec-a"])
     rid, pid = reports["consented"]
@@ -685,3 +731,110 @@ def test_a_platform_steward_links_any_hospitals_records_and_changes_nothing_else
     assert call(server, "GET", f"/Patient/{b_pid}", writer_b).json()["link"][0]["other"]["reference"] \
         == f"Patient/{a_pid}"
     assert records_of_a() == {a_pid, b_pid}  # B's record is now part of the person
+
+
+def test_a_consent_is_captured_only_when_narrow_with_care_and_attested(secure: tuple[ServerProcess, Keys]) -> None:
+    """Each rule of consent capture refuses with its own sentence; a stamp sent by the client is dropped."""
+    server, _ = secure
+    admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    system_b = hs(server, scope="system/*.cruds", organization="Organization/sec-b")
+    reader_b = hs(server, scope="user/*.rs", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+
+    def a_patient_with_a_report() -> tuple[str, str]:
+        pid = f"cap-{uuid.uuid4().hex[:6]}"
+        patient = {"resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
+        assert call(server, "PUT", f"/Patient/{pid}", admin, patient).status_code == 201
+        report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "胸部CT"},
+                  "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-a"}]}
+        return pid, call(server, "POST", "/DiagnosticReport", admin, report).json()["id"]
+
+    def refused(token: str, consent: dict[str, Any], words: str) -> None:
+        answer = call(server, "POST", "/Consent", token, consent)
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome" and words in answer.text, answer.text
+
+    pid, _ = a_patient_with_a_report()
+    refused(doctor_b, _consent(f"Patient/{pid}", "permit-b"), "has no record of this patient")
+    b_record = f"{pid}-at-b"
+    writer_b = hs(server, scope="system/*.cruds", organization="Organization/sec-b")
+    assert call(server, "PUT", f"/Patient/{b_record}", writer_b, {
+        "resourceType": "Patient", "id": b_record, "managingOrganization": {"reference": "Organization/sec-b"},
+        "link": [{"other": {"reference": f"Patient/{pid}"}, "type": "seealso"}]}).status_code == 201
+    refused(doctor_b, _consent(f"Patient/{b_record}", "permit-b"), "has no order")
+
+    pid, rid = a_patient_with_a_report()
+    b_record = _care_at_b(server, pid)
+    region = _consent(f"Patient/{b_record}", "permit-b")
+    region["provision"]["actor"][0]["reference"] = {"identifier": {"system": REGION, "value": "510000"}}
+    refused(doctor_b, region, "permits only Organization/sec-b")
+    everyone = _consent(f"Patient/{b_record}", "permit-b")
+    del everyone["provision"]["actor"]
+    refused(doctor_b, everyone, "permits only")
+    long = _consent(f"Patient/{b_record}", "permit-b")
+    long["provision"]["period"] = {"start": "2026-12-01", "end": "2027-03-01"}
+    refused(doctor_b, long, "at most 30 days")
+    research = _consent(f"Patient/{b_record}", "permit-b")
+    research["provision"]["purpose"] = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                                         "code": "HRESCH"}]
+    refused(doctor_b, research, "treatment only")
+    forged_stamp = {**_consent(f"Patient/{b_record}", "permit-b"), "status": "proposed", "extension": [
+        {"url": f"{C}/StructureDefinition/hr-consent-capture", "valueCode": "attested"}]}
+    stored = call(server, "POST", "/Consent", system_b, forged_stamp)
+    assert stored.status_code == 201, stored.text
+    assert "hr-consent-capture" not in stored.text
+    assert call(server, "GET", f"/DiagnosticReport/{rid}", reader_b).status_code == 404
+    taken = call(server, "POST", "/Consent", doctor_b, _consent(f"Patient/{b_record}", "permit-b")).json()
+    stamps = {e["url"].rsplit("/", 1)[1]: e for e in taken["extension"]}
+    assert stamps["hr-consent-capture"]["valueCode"] == "attested"
+    assert stamps["hr-consent-attester"]["valueReference"] == {"reference": "Practitioner/doc-b"}
+    assert taken["provision"]["purpose"][0]["code"] == "TREAT" and taken["provision"]["period"]["end"]
+    assert call(server, "GET", f"/DiagnosticReport/{rid}", reader_b).status_code == 200
+
+
+def test_in_patient_mode_the_patients_own_token_confirms_and_revokes(tmp_path: Path) -> None:
+    """FHIRSERVER_CONSENT_CAPTURE=patient: the hospital stores the consent as proposed; it lets the hospital look
+    only once the patient's own token sets it active, and no longer once the patient revokes it."""
+    keys = Keys(tmp_path)
+    server = new_server(tmp_path / "node")
+    server.extra_env.update({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": ISSUER,
+                             "FHIRSERVER_AUTH_JWKS": str(keys.path), "FHIRSERVER_AUTH_HS256_SECRET": SECRET,
+                             "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{server.port}/fhir",
+                             "FHIRSERVER_REORDER_RULE": "off", "FHIRSERVER_CONSENT_CAPTURE": "patient"})
+    server.start()
+    try:
+        admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+        doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+        pid = "pm-a"
+        assert call(server, "PUT", f"/Patient/{pid}", admin, {
+            "resourceType": "Patient", "id": pid,
+            "managingOrganization": {"reference": "Organization/sec-a"}}).status_code == 201
+        rid = call(server, "POST", "/DiagnosticReport", admin, {
+            "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "血常规"},
+            "subject": {"reference": f"Patient/{pid}"},
+            "performer": [{"reference": "Organization/sec-a"}]}).json()["id"]
+        b_record = _care_at_b(server, pid)
+        consent = _consent(f"Patient/{b_record}", "permit-b")
+        active = call(server, "POST", "/Consent", doctor_b, consent)
+        assert active.status_code == 403 and "proposed" in active.text, active.text
+        proposed = call(server, "POST", "/Consent", doctor_b, {**consent, "status": "proposed"})
+        assert proposed.status_code == 201, proposed.text
+        assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 404
+
+        patient = hs(server, scope="patient/*.rs patient/Consent.u", organization=None, patient=f"Patient/{b_record}")
+        stranger = hs(server, scope="patient/*.rs patient/Consent.u", organization=None, patient="Patient/nobody")
+        body = {**proposed.json(), "status": "active"}
+        assert call(server, "PUT", f"/Consent/{body['id']}", stranger, body).status_code in (403, 404)
+        widened = {**body, "dateTime": "2026-01-01"}  # the patient decides the status, nothing else
+        assert call(server, "PUT", f"/Consent/{body['id']}", patient, widened).status_code == 403
+        confirmed = call(server, "PUT", f"/Consent/{body['id']}", patient, body)
+        assert confirmed.status_code == 200, confirmed.text
+        stamps = {e["url"].rsplit("/", 1)[1]: e for e in confirmed.json()["extension"]}
+        assert stamps["hr-consent-capture"]["valueCode"] == "patient"
+        assert stamps["hr-consent-attester"]["valueReference"] == {"reference": f"Patient/{b_record}"}
+        assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 200
+        revoked = call(server, "PUT", f"/Consent/{body['id']}", patient, {**confirmed.json(), "status": "inactive"})
+        assert revoked.status_code == 200, revoked.text
+        assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 404
+    finally:
+        server.stop()

@@ -146,6 +146,14 @@ def profiles(c: str) -> list[dict[str, Any]]:
                              "A search parameter that is resolved by a server service (the code names it) into "
                              "references before the search runs, instead of being indexed per resource: its "
                              "expression names the references it becomes.", "SearchParameter", "code")
+    capture = _extension(c, "hr-consent-capture", "HRConsentCapture", "同意的确认方式 How a consent was captured",
+                         "Stamped by the server when a Consent to look is captured (never taken from the sender): "
+                         "attested (in person, by the named practitioner of the recording hospital) or patient "
+                         "(accepted by the patient's own token). A permit without it grants nothing.",
+                         "Consent", "code")
+    attester = _extension(c, "hr-consent-attester", "HRConsentAttester", "同意的确认人 Who confirmed a consent",
+                          "The practitioner who attested the consent, or the patient who accepted it (stamped by "
+                          "the server from the writer's token).", "Consent", "Reference")
     audit_seq = _extension(c, "hr-audit-sequence", "HRAuditSequence", "审计链序号 Audit chain position",
                            "Position of this event in the server's tamper-evident audit chain (1, 2, ...).",
                            "AuditEvent", "integer")
@@ -185,7 +193,7 @@ def profiles(c: str) -> list[dict[str, Any]]:
                                "money saved, aggregated from the recorded events."),
     ]
     return [region, override, validity, saving_ext, report, observation, imaging, organization, affiliation, order,
-            item, region_param, mark, reason, saving, owner, person, resolved_by, audit_seq, audit_hash, correlation, origin, *operations]
+            item, region_param, mark, reason, saving, owner, person, resolved_by, capture, attester, audit_seq, audit_hash, correlation, origin, *operations]
 
 
 # What a person search (hr-person) becomes on each type: the references to the person's records.

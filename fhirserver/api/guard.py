@@ -36,6 +36,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _REF = {"organization": re.compile(r"Organization/[A-Za-z0-9.-]{1,64}"),
         "fhirUser": re.compile(r"(?:Practitioner|PractitionerRole)/[A-Za-z0-9.-]{1,64}"),
         "patient": re.compile(r"(?:Patient/)?[A-Za-z0-9.-]{1,64}")}
+_CLAIM_FORMS = {"organization": "reference Organization/<id>",
+                "fhirUser": "reference Practitioner/<id> or PractitionerRole/<id>", "patient": "patient id"}
 MAX_ENTITIES = 500
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
                     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
@@ -103,16 +105,26 @@ def classify(method: str, path: str) -> tuple[str, str] | None:
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The caller a verified token names. Fails closed (InvalidToken, 401): a claim that is present but malformed
+    is refused rather than dropped (a dropped `patient` claim would widen a patient token to its organization),
+    and a `patient/` scope needs a valid `patient` claim."""
     def ref(name: str) -> str | None:
         value = claims.get(name)
-        return value if isinstance(value, str) and _REF[name].fullmatch(value) else None
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _REF[name].fullmatch(value):
+            raise InvalidToken(f"The bearer token's '{name}' claim is not a {_CLAIM_FORMS[name]}.")
+        return value
 
     patient = ref("patient")
+    scopes = parse_scopes(claims.get("scope"))
+    if patient is None and any(s.context == "patient" for s in scopes):
+        raise InvalidToken("The bearer token has patient/ scopes but no 'patient' claim naming the patient.")
     return Principal(subject=str(claims.get("sub"))[:128], client_id=str(claims.get("client_id") or claims.get("azp")
                                                                           or claims.get("sub"))[:128],
                      organization=ref("organization"), practitioner=ref("fhirUser"),
                      patient=(patient if patient is None or patient.startswith("Patient/") else f"Patient/{patient}"),
-                     scopes=parse_scopes(claims.get("scope")))
+                     scopes=scopes)
 
 
 def install(app: Flask, settings: Settings, record: Callable[[dict[str, Any]], Any]) -> None:
@@ -139,17 +151,17 @@ def install(app: Flask, settings: Settings, record: Callable[[dict[str, Any]], A
             if not header.startswith("Bearer ") or not header[7:].strip():
                 return _unauthorized(realm, "This server needs a bearer token (Authorization: Bearer <JWT>).", None)
             try:
-                claims = verifier.verify(header[7:].strip()).claims
+                verified = principal_from_claims(verifier.verify(header[7:].strip()).claims)
             except InvalidToken as exc:
                 return _unauthorized(realm, str(exc), "invalid_token")
-            verified = principal_from_claims(claims)
             verified.correlation_id = g.correlation_id
             reason = unquote(request.headers.get("X-Break-Glass", "")).strip()  # percent-encoded UTF-8
             if reason:
-                if not verified.practitioner or len(reason) > 500:
+                if not verified.practitioner or verified.patient or len(reason) > 500:
                     return render_error(FhirError.of(403, "forbidden", "Break-the-glass needs a practitioner's "
-                                                                       "token (fhirUser) and a reason of at most "
-                                                                       "500 characters in X-Break-Glass."), request)
+                                                                       "token (fhirUser, no patient context) and a "
+                                                                       "reason of at most 500 characters in "
+                                                                       "X-Break-Glass."), request)
                 verified.break_glass = reason
             reset(g.principal_token)
             g.principal_token = set_current(verified)

@@ -22,6 +22,22 @@ def _media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
+def _fhir_version(value: str) -> str | None:
+    """The fhirVersion parameter of a media type (http://hl7.org/fhir/R4/http.html#version-parameter), if any."""
+    for parameter in value.split(";")[1:]:
+        name, _, version = parameter.partition("=")
+        if name.strip().lower() == "fhirversion":
+            return version.strip().strip('"')
+    return None
+
+
+def _check_version(value: str, status: int, header: str) -> None:
+    version = _fhir_version(value)
+    if version is not None and version not in ("4.0", "4.0.1"):
+        raise FhirError.of(status, "not-supported", f"{header} asks for FHIR version {version[:20]}; this server "
+                                                    f"speaks FHIR R4 (fhirVersion=4.0) only.")
+
+
 def response_media_type(request: Request) -> str:
     """The JSON flavour to answer with; 406 when the client accepts only formats we do not produce."""
     requested = request.args.get("_format")
@@ -34,6 +50,9 @@ def response_media_type(request: Request) -> str:
     accept = request.headers.get("Accept", "")
     if not accept.strip():
         return FHIR_JSON
+    versions = [_fhir_version(part) for part in accept.split(",")]
+    if all(v is not None for v in versions) and not any(v in ("4.0", "4.0.1") for v in versions):
+        _check_version(accept.split(",")[0], 406, "Accept")
     offered = [_media_type(part) for part in accept.split(",")]
     if any(m in ("*/*", "application/*", FHIR_JSON, "application/json+fhir") for m in offered):
         return FHIR_JSON
@@ -47,6 +66,7 @@ def response_media_type(request: Request) -> str:
 def check_body_type(request: Request, patch: bool = False) -> None:
     """415 for a body this interaction cannot read, with the type to use instead."""
     content_type = _media_type(request.headers.get("Content-Type", ""))
+    _check_version(request.headers.get("Content-Type", ""), 415, "Content-Type")
     allowed = PATCH_TYPES if patch else JSON_TYPES
     if content_type in allowed:
         return

@@ -10,6 +10,7 @@ from flask import Request, Response
 from ..fhir.errors import FhirError, Issue, operation_outcome
 from ..fhir.interactions.context import Result
 from ..fhir.json_format import dumps, loads
+from ..fhir.never_shown import shown
 from ..fhir.versioning import etag, http_date
 from .negotiation import FHIR_JSON, response_media_type, wants_pretty
 
@@ -79,7 +80,8 @@ def render(result: Result, request: Request, base_url: str, honour_prefer: bool 
     if result.body is not None:
         return _json_response(dumps(result.body), result.status, request, headers)
     if version is not None and version.text is not None:
-        return _json_response(version.text.encode("utf-8"), result.status, request, headers)
+        text = shown(version).text or ""  # Endpoint.header is never echoed, not even to its writer
+        return _json_response(text.encode("utf-8"), result.status, request, headers)
     return Response(status=result.status, headers=headers)
 
 

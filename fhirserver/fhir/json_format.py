@@ -34,6 +34,19 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
+class _TooManyDigits(ValueError):
+    pass
+
+
+MAX_DIGITS = 18  # FHIR R4 numbers: at most 18 digits (and what a 64-bit integer in the store holds)
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise _TooManyDigits(text)
+    return int(text)
+
+
 MAX_DEPTH = 64  # FHIR resources stay far below; refusing deeper input protects the parsers that follow
 _STRINGS = re.compile(r'"[^"]*"')
 _LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
@@ -71,8 +84,12 @@ def loads(body: bytes | str) -> Any:
         raise bad_request(f"The JSON nests {depth} levels deep; this server accepts at most {MAX_DEPTH}.")
     try:
         return json.loads(
-            body, parse_float=Decimal, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+            body, parse_float=Decimal, parse_int=_bounded_int, object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants
         )
+    except _TooManyDigits as exc:
+        raise bad_request(f"The JSON number {exc.args[0][:40]} has more than {MAX_DIGITS} digits; FHIR numbers "
+                          f"(and this server) hold at most {MAX_DIGITS}.") from None
     except _DuplicateKey as exc:
         raise bad_request(f"The JSON object repeats the property '{exc.args[0]}'; each may appear once.") from None
     except json.JSONDecodeError as exc:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
+from ..fhir import never_shown
 from ..fhir.errors import FhirError, not_found
 from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find
-from ..fhir.json_format import dumps, loads
+from ..fhir.json_format import loads
 from ..fhir.search.compartments import Compartments
 from ..persons.index import PersonIndex
 from ..store.indexes import index_field
@@ -74,7 +74,7 @@ class PolicyAccess:
         return clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
     def disclose(self, versions: list[StoredVersion]) -> list[StoredVersion]:
-        versions = [_without_credentials(v) for v in versions]
+        versions = [never_shown.shown(v) for v in versions]
         p = current()
         if p is None:
             return versions
@@ -91,7 +91,7 @@ class PolicyAccess:
                 self._record(p, new)
             return
         rtype = new.resource_type
-        if self._steward_links(p, new, current_version):
+        if self._steward_links(p, new, current_version) or self._patient_decides(p, new, current_version):
             self._record(p, new)
             return
         if current_version is not None and current_version.text is not None and not self.visible(p, current_version):
@@ -122,6 +122,18 @@ class PolicyAccess:
             return False
         kept = ("meta", "link")
         before, after = loads(stored.text), loads(new.text)
+        return {k: v for k, v in before.items() if k not in kept} == {k: v for k, v in after.items() if k not in kept}
+
+    def _patient_decides(self, p: Principal, new: StoredVersion, stored: StoredVersion | None) -> bool:
+        """The patient's own token accepts, declines or revokes a Consent about them (its status), nothing else;
+        the hospital that recorded it still owns it (security/consent_capture.py stamps who confirmed)."""
+        if not p.patient or new.resource_type != "Consent" or stored is None or stored.text is None \
+                or new.text is None or not self.visible(p, stored):
+            return False
+        before, after = loads(stored.text), loads(new.text)
+        if (after.get("patient") or {}).get("reference") not in self.persons.records(self._ctx, p.patient):
+            return False
+        kept = ("meta", "status", "extension")
         return {k: v for k, v in before.items() if k not in kept} == {k: v for k, v in after.items() if k not in kept}
 
     def lacks_consent(self, patient: str) -> bool:
@@ -217,12 +229,3 @@ class PolicyAccess:
 
 def _now_ms() -> float:
     return time.time() * 1000.0
-
-
-def _without_credentials(version: StoredVersion) -> StoredVersion:
-    """Endpoint.header holds the credentials for a peer (e.g. its bearer token): stored, never shown."""
-    if version.resource_type != "Endpoint" or not version.text or '"header"' not in version.text:
-        return version
-    resource = loads(version.text)
-    resource.pop("header", None)
-    return replace(version, text=dumps(resource).decode("utf-8"))

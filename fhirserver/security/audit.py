@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from ..fhir.interactions.context import FhirContext
-from ..fhir.interactions.writing import store_trusted
+from ..fhir.interactions.writing import trusted_versions
 from ..fhir.json_format import dumps, loads
 from ..store.audit_log import GENESIS, AuditLog
 
@@ -160,13 +160,17 @@ class AuditTrail:
                     self.ctx.store.versions.roll_forward("AuditEvent", event_id)
                 chained |= claimed_only
             fresh = [loads(doc["text"]) for doc in waiting if doc["_id"] not in chained]
-            if fresh and not self._chain(fresh):
-                return -1  # the lease passed to another process while this one stalled: it ships them
-            self.log.unspool(ids)
+            if fresh:
+                if not self._chain(fresh, ids):
+                    return -1  # the lease passed to another process while this one stalled: it ships them
+            else:
+                self.log.unspool(ids)
             return len(ids)
 
-    def _chain(self, batch: list[dict[str, Any]]) -> bool:
-        """Link the batch after the head and store it; False when this process no longer holds the lease."""
+    def _chain(self, batch: list[dict[str, Any]], spooled: list[str]) -> bool:
+        """Link the batch after the head and store it, in one transaction with the head's move and the spool's
+        release: a crash at any point leaves either all of it or none (then the next round ships the batch
+        again). False when this process no longer holds the lease."""
         for _ in range(2):  # the head as this process last moved it, then as stored (another holder moved it)
             head = self._head or self.log.head() or {}
             if head.get("holder") != self._holder:
@@ -181,9 +185,15 @@ class AuditTrail:
                 candidate["extension"].append({"url": self.hash_url, "valueString": digest})
                 events.append(candidate)
             # compare-and-set on the position *and* the holder: a holder whose lease lapsed cannot move the head
-            if self.log.advance(self._holder, head.get("seq", 0), sequence, digest):
+            def move(session: Any, start: int = head.get("seq", 0), end: int = sequence, tip: str = digest) -> bool:
+                if not self.log.advance(self._holder, start, end, tip, session=session):
+                    return False
+                self.log.unspool(spooled, session=session)
+                return True
+
+            if self.ctx.store.versions.write_all(trusted_versions(self.ctx, events), also=move,
+                                                 checkpoint=_fault_point):
                 self._head = {**head, "seq": sequence, "hash": digest}
-                store_trusted(self.ctx, events)
                 return True
             self._head = None
         return False
@@ -260,7 +270,8 @@ def verify(audit_log: AuditLog, canonical_base: str) -> Iterator[Problem]:
     for sequence in range(1, int(head["seq"]) + 1):
         found = chained.pop(sequence, [])
         if not found:
-            yield Problem(sequence, "no AuditEvent holds this position (removed, or a crash mid-write)")
+            yield Problem(sequence, "no AuditEvent holds this position: it was removed (a crash cannot leave a gap: "
+                                    "the head moves in one transaction with the events it chains)")
             continue
         if len(found) > 1:
             yield Problem(sequence, f"{len(found)} AuditEvents claim this position: "
@@ -275,3 +286,17 @@ def verify(audit_log: AuditLog, canonical_base: str) -> Iterator[Problem]:
         yield Problem(sequence, "an AuditEvent claims a position after the head")
     if previous != head["hash"]:
         yield Problem(int(head["seq"]), "the head hash does not match the last event")
+
+
+def _fault_point(step: str) -> None:
+    """Fault injection for the crash tests (tests/test_audit_faults.py): FHIRSERVER_FAULT_INJECT=audit:<step>:<file>
+    kills this process right after <step> of the chaining transaction (head, history, current), leaving <file>."""
+    wanted = os.environ.get("FHIRSERVER_FAULT_INJECT", "")
+    if not wanted.startswith("audit:"):
+        return
+    _, point, marker = [*wanted.split(":", 2), ""][:3]
+    if point == step:
+        if marker:
+            with open(marker, "w", encoding="utf-8") as handle:
+                handle.write(step)
+        os._exit(137)

@@ -26,21 +26,37 @@ class Requester:
 
 
 class ConsentEvaluator:
-    def __init__(self, region_system: str, zone: Any) -> None:
+    def __init__(self, region_system: str, zone: Any, capture_url: str | None = None) -> None:
         self.region_system = region_system
         self.zone = zone
+        self.capture_url = capture_url  # a permit counts only from a consent stamped captured (consent_capture.py)
 
     def decide(self, consents: Iterable[dict[str, Any]], who: Requester, resource_type: str, now_ms: float) -> bool:
-        outcomes = [self._provision(c.get("provision") or {}, who, resource_type, now_ms, root=True)
-                    for c in consents if self.is_privacy_consent(c)]
+        outcomes = []
+        for consent in consents:
+            if not self.is_privacy_consent(consent):
+                continue
+            outcome = self._provision(consent.get("provision") or {}, who, resource_type, now_ms, root=True)
+            if outcome == "permit" and not self.captured(consent):
+                outcome = None  # a permit nobody confirmed with the patient grants nothing; a deny always counts
+            outcomes.append(outcome)
         decided = [o for o in outcomes if o is not None]
         return bool(decided) and "deny" not in decided
 
+    def captured(self, consent: dict[str, Any]) -> bool:
+        return self.capture_url is None or any(
+            isinstance(e, dict) and e.get("url") == self.capture_url and e.get("valueCode")
+            for e in consent.get("extension") or [])
+
     @staticmethod
-    def is_privacy_consent(consent: dict[str, Any]) -> bool:
+    def is_privacy_scope(consent: dict[str, Any]) -> bool:
         scope = consent.get("scope") or {}
-        return consent.get("status") == "active" and any(
-            c.get("system") == SCOPE_SYSTEM and c.get("code") == "patient-privacy" for c in scope.get("coding", []))
+        return any(c.get("system") == SCOPE_SYSTEM and c.get("code") == "patient-privacy"
+                   for c in scope.get("coding", []) if isinstance(c, dict))
+
+    @classmethod
+    def is_privacy_consent(cls, consent: dict[str, Any]) -> bool:
+        return consent.get("status") == "active" and cls.is_privacy_scope(consent)
 
     def _provision(self, provision: dict[str, Any], who: Requester, resource_type: str, now_ms: float,
                    root: bool = False) -> str | None:

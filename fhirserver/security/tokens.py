@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 ASYMMETRIC = ("RS256", "ES256")
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+NUMERIC_DATES = ("exp", "nbf", "iat")
 
 
 class InvalidToken(Exception):
@@ -74,6 +75,9 @@ class TokenVerifier:
             raise InvalidToken(f"The bearer token lacks the '{exc.claim}' claim.") from None
         except jwt.PyJWTError:
             raise InvalidToken("The bearer token's signature or claims are invalid.") from None
+        for name in NUMERIC_DATES:  # RFC 7519: NumericDate is a JSON number (a string "1700000000" is not)
+            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], int | float)):
+                raise InvalidToken(f"The bearer token's '{name}' claim is not a NumericDate (a number of seconds).")
         return VerifiedToken(claims)
 
     def _asymmetric_key(self, header: dict[str, Any], alg: str) -> Any:

@@ -45,8 +45,8 @@ class AuditLog:
         query = {} if spooled_by is None else {"at": {"$lte": spooled_by}}
         return self._db[SPOOL].find_one(query, {"_id": 1}) is not None
 
-    def unspool(self, ids: list[str]) -> None:
-        self._db[SPOOL].delete_many({"_id": {"$in": ids}})
+    def unspool(self, ids: list[str], session: Any = None) -> None:
+        self._db[SPOOL].delete_many({"_id": {"$in": ids}}, session=session)
 
     def pending(self) -> int:
         """How many events wait in the spool, not chained yet."""
@@ -78,10 +78,11 @@ class AuditLog:
             return False
         return taken.matched_count == 1 or taken.upserted_id is not None
 
-    def advance(self, holder: str, from_seq: int, to_seq: int, digest: str) -> bool:
-        """Move the head from `from_seq` to `to_seq`, only while `holder` holds the lease."""
+    def advance(self, holder: str, from_seq: int, to_seq: int, digest: str, session: Any = None) -> bool:
+        """Move the head from `from_seq` to `to_seq`, only while `holder` holds the lease (inside the transaction
+        that stores the events, when `session` is given: then the head never moves without them)."""
         moved = self._db[CHAIN].update_one({"_id": HEAD, "seq": from_seq, "holder": holder},
-                                           {"$set": {"seq": to_seq, "hash": digest}})
+                                           {"$set": {"seq": to_seq, "hash": digest}}, session=session)
         return moved.modified_count == 1
 
     def release(self, holder: str) -> None:

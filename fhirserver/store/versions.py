@@ -14,6 +14,7 @@ them or none, isolated from concurrent readers and writers.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import DESCENDING, InsertOne, ReplaceOne
@@ -105,23 +106,33 @@ class VersionStore:
         self._advance_all(by_type, None)
         self._changes.changed(set(by_type))
 
-    def write_all(self, versions: list[StoredVersion]) -> None:
+    def write_all(self, versions: list[StoredVersion], also: Callable[[Any], bool] | None = None,
+                  checkpoint: Callable[[str], None] | None = None) -> bool:
         """All versions or none, in one MongoDB transaction (snapshot reads, majority commit). A claim lost to a
-        concurrent writer aborts it: VersionConflict, and nothing of it is stored."""
+        concurrent writer aborts it: VersionConflict, and nothing of it is stored. `also(session)` runs first in
+        the same transaction (e.g. the audit head's compare-and-set); when it returns False nothing is stored and
+        the answer is False. `checkpoint(step)` is called after each step (fault-injection tests)."""
         if not versions:
-            return
+            return True
         by_type = _by_type(versions)
 
         def body(session: Any) -> None:
+            if also is not None and not also(session):
+                raise _Declined
+            _step(checkpoint, "head")
             for resource_type, group in by_type.items():
                 self._db[history_collection(resource_type)].insert_many(
                     [v.history_doc() for v in group], ordered=True, session=session)
+            _step(checkpoint, "history")
             self._advance_all(by_type, session)
+            _step(checkpoint, "current")
 
         with self._db.client.start_session() as session:
             try:
                 session.with_transaction(body, read_concern=ReadConcern("snapshot"),
                                          write_concern=WriteConcern("majority"))
+            except _Declined:
+                return False
             except (BulkWriteError, DuplicateKeyError):
                 raise VersionConflict("a transaction entry lost a concurrent write") from None
             except OperationFailure as exc:
@@ -129,6 +140,7 @@ class VersionStore:
                     raise VersionConflict("the transaction kept conflicting with concurrent writes") from None
                 raise
         self._changes.changed(set(by_type))
+        return True
 
     def roll_forward(self, resource_type: str, resource_id: str) -> None:
         """Repair a current document left behind its history (a writer stopped between its two writes)."""
@@ -169,3 +181,12 @@ def _by_type(versions: list[StoredVersion]) -> dict[str, list[StoredVersion]]:
     for version in versions:
         by_type.setdefault(version.resource_type, []).append(version)
     return by_type
+
+
+class _Declined(Exception):
+    """The transaction's first step said no (nothing was written)."""
+
+
+def _step(checkpoint: Callable[[str], None] | None, name: str) -> None:
+    if checkpoint is not None:
+        checkpoint(name)

@@ -21,6 +21,7 @@ from ...store.records import LockTimeout, StoredVersion, VersionConflict
 from ..bundles import raw_resource
 from ..errors import FhirError, Issue, bad_request, operation_outcome
 from ..json_format import loads
+from ..never_shown import shown
 from ..resource_types import is_supported
 from ..search.query import criteria_key
 from ..validation import is_valid_id
@@ -71,6 +72,7 @@ def process(ctx: FhirContext, body: Any, request: RequestInfo, prefer_return: st
     if len(raw_entries) > ctx.settings.max_bundle_entries:
         raise FhirError.of(413, "too-long", f"The Bundle has {len(raw_entries)} entries; this server accepts at "
                                             f"most {ctx.settings.max_bundle_entries} (FHIRSERVER_MAX_BUNDLE_ENTRIES).")
+    _unique_full_urls(raw_entries)
     if kind == "batch":
         return _batch(ctx, raw_entries, request, prefer_return)
     entries = [_parse_entry(raw, i) for i, raw in enumerate(raw_entries)]
@@ -78,6 +80,21 @@ def process(ctx: FhirContext, body: Any, request: RequestInfo, prefer_return: st
 
 
 # -- parsing entries -----------------------------------------------------------------------------------
+def _unique_full_urls(raw_entries: list[Any]) -> None:
+    """bdl-7: a fullUrl appears once in a Bundle (unless the entries carry different meta.versionId)."""
+    seen: dict[tuple[str, Any], int] = {}
+    for index, raw in enumerate(raw_entries):
+        full_url = raw.get("fullUrl") if isinstance(raw, dict) else None
+        if not isinstance(full_url, str):
+            continue
+        resource = raw.get("resource")
+        version = ((resource.get("meta") or {}) if isinstance(resource, dict) else {}).get("versionId")
+        first = seen.setdefault((full_url, version if isinstance(version, str) else None), index)
+        if first != index:
+            raise bad_request(f"Bundle.entry[{index}].fullUrl {full_url[:80]} is also the fullUrl of entry[{first}]; "
+                              f"a fullUrl names one entry of a Bundle (bdl-7).", f"Bundle.entry[{index}].fullUrl")
+
+
 def _parse_entry(raw: Any, index: int) -> Entry:
     where = f"Bundle.entry[{index}]"
     if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
@@ -408,7 +425,7 @@ def _response(entry: Entry, result: Result, base_url: str, prefer_return: str) -
         out["resource"] = result.body
     elif (version is not None and version.text is not None and entry.method != "DELETE"
           and (entry.method == "GET" or prefer_return == "representation")):
-        out["resource"] = raw_resource(version)
+        out["resource"] = raw_resource(shown(version))
     out["response"] = response
     return out
 

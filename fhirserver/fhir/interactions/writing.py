@@ -172,6 +172,13 @@ def commit(
 def store_trusted(ctx: FhirContext, resources: list[dict[str, Any]]) -> list[StoredVersion]:
     """Store resources this server built itself (audit events), in one batch: indexed like any other, not
     re-validated, no hooks, no access check. Never call it with client input."""
+    versions = trusted_versions(ctx, resources)
+    ctx.store.versions.write_new(versions)
+    return versions
+
+
+def trusted_versions(ctx: FhirContext, resources: list[dict[str, Any]]) -> list[StoredVersion]:
+    """First versions of resources this server built itself, indexed, ready to store (see store_trusted)."""
     versions = []
     for resource in resources:
         resource_id = resource.get("id") or str(uuid.uuid4())
@@ -181,5 +188,4 @@ def store_trusted(ctx: FhirContext, resources: list[dict[str, Any]]) -> list[Sto
                                 last_updated=final["meta"]["lastUpdated"], deleted=False, method="POST",
                                 text=dumps(final).decode("utf-8"), sp=index["sp"], so=index["so"])
         versions.append(partitioned(ctx, version, None) or version)
-    ctx.store.versions.write_new(versions)
     return versions
