@@ -1,8 +1,10 @@
 """Reading one DICOM object safely with pydicom, and the facts the server keeps about it.
 
-Hostile input must not crash or exhaust the server: the size is capped before parsing, the DICM preamble
-is required, pydicom runs with a bounded recursion depth, every failure becomes a rejection reason, and
-uncompressed pixel data must be as long as the header says (a truncated file is refused).
+Hostile input must not crash or exhaust the server: the size is capped before parsing, and so is what a
+deflated object inflates to (measured by streaming inflation in constant memory, before pydicom inflates it);
+the DICM preamble is required, pydicom runs with a bounded recursion depth, every failure becomes a rejection
+reason, uncompressed pixel data must be as long as the header says (a truncated file is refused), and the image
+the header describes (Rows x Columns x samples x bits x frames) must fit the same budget.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import io
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +70,7 @@ def read_instance(data: bytes, max_bytes: int) -> Instance:
         raise DicomRejected(f"The object is larger than the server accepts ({max_bytes} bytes).", 0xA700)
     if len(data) < 132 or data[128:132] != b"DICM":
         raise DicomRejected("Not a DICOM Part 10 file: the 'DICM' preamble is missing.", 0xC000)
+    check_inflated_size(data, max_bytes)
     try:
         # Python's default recursion limit stays: a hostile nesting ends in RecursionError (rejected), never
         # in a C stack overflow, which a raised limit could cause in a worker thread.
@@ -95,6 +99,7 @@ def read_instance(data: bytes, max_bytes: int) -> Instance:
     if missing:
         raise DicomRejected(f"Missing or malformed {', '.join(missing)}.", 0xA900)
     _check_pixel_length(dataset, syntax)
+    check_image_size(dataset, max_bytes)
     _check_complete(data, syntax)
     return Instance(sop_uid=uids["SOPInstanceUID"], sop_class=uids["SOPClassUID"], study_uid=uids["StudyInstanceUID"],
                     series_uid=uids["SeriesInstanceUID"], transfer_syntax=syntax,
@@ -133,3 +138,43 @@ def _check_pixel_length(dataset: pydicom.Dataset, syntax: str) -> None:
         raise DicomRejected("Pixel data without a usable image description (Rows, Columns, BitsAllocated).") from None
     if len(dataset.PixelData) < expected:
         raise DicomRejected(f"The pixel data is truncated ({len(dataset.PixelData)} of {expected} bytes).")
+
+
+def check_inflated_size(data: bytes, max_bytes: int) -> None:
+    """A deflated object (Deflated Explicit VR Little Endian) may inflate to at most `max_bytes`: inflated here in
+    1 MB steps and counted, never held, so a "deflate bomb" costs a bounded amount of memory and time."""
+    fp = io.BytesIO(data)
+    try:
+        pydicom.filereader.read_preamble(fp, False)
+        meta = pydicom.filereader._read_file_meta_info(fp)
+    except Exception:  # noqa: BLE001 - an unreadable file meta is for the full parser to report
+        return
+    syntax = UID(str(meta.get("TransferSyntaxUID", "")))
+    if not syntax.is_transfer_syntax or not syntax.is_deflated:
+        return  # an unknown syntax is refused by the full parser, with its own reason
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending, total = data[fp.tell():], 0
+    try:
+        while pending:
+            total += len(inflater.decompress(pending, 1 << 20))
+            if total > max_bytes:
+                raise DicomRejected(f"The deflated object inflates to more than the server accepts ({max_bytes} "
+                                    f"bytes).", 0xA700)
+            pending = inflater.unconsumed_tail
+    except zlib.error:
+        raise DicomRejected("The deflated data set is not valid deflate data.") from None
+
+
+def image_bytes(dataset: pydicom.Dataset) -> int:
+    """What the header says the decoded image takes: Rows x Columns x samples x bytes per sample x frames."""
+    try:
+        return (int(dataset.Rows) * int(dataset.Columns) * int(dataset.get("SamplesPerPixel", 1) or 1)
+                * max(int(dataset.BitsAllocated), 8) // 8 * int(dataset.get("NumberOfFrames", 1) or 1))
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def check_image_size(dataset: pydicom.Dataset, max_bytes: int) -> None:
+    if "PixelData" in dataset and image_bytes(dataset) > max_bytes:
+        raise DicomRejected(f"The image would decode to {image_bytes(dataset)} bytes, more than the server accepts "
+                            f"({max_bytes} bytes).", 0xA700)

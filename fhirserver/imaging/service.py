@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.pixels import pixel_array
 
 from ..fhir.interactions.context import FhirContext
 from ..store.blobs import DicomStore
-from .dicom import DicomRejected, Instance, read_instance
+from .dicom import DicomRejected, Instance, check_inflated_size, read_instance
 from .studies import StudyBuilder
+
+RENDER_MAX_PIXELS = 64 * 1024 * 1024  # one frame; larger ones are retrieved, not rendered
+RENDER_CACHE_BYTES = 64 * 1024 * 1024  # rendered PNGs kept per process
 
 
 @dataclass(frozen=True)
@@ -33,11 +40,40 @@ def _int(value: Any) -> int | None:
         return None
 
 
+class ByteBoundedCache:
+    """Least recently used values, evicted once their bytes exceed the bound (thread-safe)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._size += len(value) - (len(old) if old is not None else 0)
+            self._items[key] = value
+            while self._size > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self._size -= len(evicted)
+
+
 class ImagingService:
     def __init__(self, store: DicomStore, builder: StudyBuilder, max_bytes: int) -> None:
         self.store = store
         self.builder = builder
         self.max_bytes = max_bytes
+        self._rendered = ByteBoundedCache(RENDER_CACHE_BYTES)
 
     def ingest(self, data: bytes) -> Outcome:
         try:
@@ -69,17 +105,29 @@ class ImagingService:
         return self.builder.write(ctx, self.store.find({"study": study_uid}), base_url)
 
     def render(self, document: dict[str, Any], frame: int = 1) -> bytes:
-        """A PNG of one frame, windowed from the header (uncompressed transfer syntaxes)."""
-        dataset = pydicom.dcmread(io.BytesIO(self.store.read(document)))
+        """A PNG of one frame, windowed from the header (uncompressed transfer syntaxes). Bounded: the object was
+        checked on the way in (its inflated and decoded size), only the asked frame is decoded, a frame larger
+        than RENDER_MAX_PIXELS is refused, and answers are cached per process (RENDER_CACHE_BYTES)."""
+        key = (str(document.get("_id")), frame)
+        cached = self._rendered.get(key)
+        if cached is not None:
+            return cached
+        data = self.store.read(document)
+        try:
+            check_inflated_size(data, self.max_bytes)  # also for objects stored before the check existed
+        except DicomRejected as rejected:
+            raise ValueError(rejected.reason) from None
+        dataset = pydicom.dcmread(io.BytesIO(data))
         if pydicom.uid.UID(dataset.file_meta.TransferSyntaxUID).is_compressed:
             raise ValueError("rendering of compressed transfer syntaxes is not supported")
         if "PixelData" not in dataset:
             raise ValueError("the object has no pixel data")
-        pixels = dataset.pixel_array
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
         if frame < 1 or frame > frames:
             raise IndexError(frame)
-        image = pixels[frame - 1] if frames > 1 else pixels
+        if int(dataset.get("Rows", 0) or 0) * int(dataset.get("Columns", 0) or 0) > RENDER_MAX_PIXELS:
+            raise ValueError(f"a frame of more than {RENDER_MAX_PIXELS} pixels is not rendered; retrieve the object")
+        image = pixel_array(dataset, index=frame - 1) if frames > 1 else pixel_array(dataset)
         image = image.astype(np.float64) * float(dataset.get("RescaleSlope", 1) or 1) + float(
             dataset.get("RescaleIntercept", 0) or 0)
         center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
@@ -98,4 +146,5 @@ class ImagingService:
                 picture = Image.eval(picture, lambda v: 255 - v)
         out = io.BytesIO()
         picture.save(out, format="PNG")
+        self._rendered.put(key, out.getvalue())
         return out.getvalue()
