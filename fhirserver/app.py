@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -40,10 +41,11 @@ from .security.access import PolicyAccess
 from .security.audit import AuditTrail
 from .security.consent import ConsentEvaluator
 from .security.consent_capture import ConsentCapture
-from .store.client import connect, ensure_schema
+from .store.client import Probe, connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.indexes import collection_indexes, indexed_fields
 from .store.locks import PERSONS, REGISTRY
+from .store.outages import is_outage
 from .store.registry_cache import RegistryCache
 from .store.store import open_store
 from .terminology.artifacts import load_folder
@@ -107,6 +109,16 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     return ctx, recognition, trail
 
 
+OUTAGE_RECHECK_S = 5.0  # after a store outage, requests ask the quick probe first for this long
+
+
+def unavailable(app: Flask) -> Response:
+    """503 with Retry-After; requests of the next seconds ask the quick probe before waiting on the store."""
+    app.extensions.setdefault("store_outage", {"until": 0.0})["until"] = time.monotonic() + OUTAGE_RECHECK_S
+    return render_error(FhirError.of(503, "transient", "The data store is not reachable or too slow right now; "
+                                                       "retry shortly.", headers={"Retry-After": "5"}), request)
+
+
 def _malformed_framing(error: Exception) -> bool:
     """The HTTP server (gunicorn) could not read the body as the client framed it: the client's mistake."""
     try:
@@ -147,7 +159,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")
     metrics.install(app, guard.classify)
     guard.install(app, settings, trail.spool)
-    _register_health(app, ctx)
+    _register_health(app, ctx, Probe(uri))
     _register_registry_snapshot(app, ctx)
     _register_error_handlers(app, settings)
     return app
@@ -172,11 +184,30 @@ def _register_registry_snapshot(app: Flask, ctx: FhirContext) -> None:
             local_base.done(served)
 
 
-def _register_health(app: Flask, ctx: FhirContext) -> None:
-    """/healthz: the process answers. /readyz: the store answers too (for load balancers and orchestrators)."""
+def _register_health(app: Flask, ctx: FhirContext, probe: Probe) -> None:
+    """/healthz: the process answers and the store answers within a second (503 while it does not: e.g. the
+    embedded engine died and is being restarted). /readyz: the same through the server's own store connection.
+    After an outage, requests first ask the probe, so they fail within a second instead of the store timeout."""
+    outage = app.extensions.setdefault("store_outage", {"until": 0.0})  # per worker process
+
+    @app.before_request
+    def store_down() -> Response | None:
+        if outage["until"] and time.monotonic() < outage["until"] and request.path not in ("/healthz", "/readyz"):
+            if not probe.answers():
+                outage["until"] = time.monotonic() + OUTAGE_RECHECK_S
+                raise StoreUnavailable("the store did not answer the probe")
+            outage["until"] = 0.0
+        return None
+
+    @app.errorhandler(StoreUnavailable)
+    def store_unavailable(_error: StoreUnavailable) -> Response:
+        return unavailable(app)
 
     @app.get("/healthz")
     def healthz() -> Response:
+        if not probe.answers():
+            return Response(b'{"status":"unhealthy","store":"not answering"}', status=503,
+                            content_type="application/json", headers={"Retry-After": "5"})
         return Response(b'{"status":"ok"}', content_type="application/json")
 
     @app.get("/readyz")
@@ -191,11 +222,6 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
     @app.errorhandler(FhirError)
     def fhir_error(error: FhirError) -> Response:
         return render_error(error, request)
-
-    @app.errorhandler(StoreUnavailable)
-    def store_unavailable(_error: StoreUnavailable) -> Response:
-        return render_error(FhirError.of(503, "transient", "The data store is not reachable or too slow "
-                                                           "right now; retry shortly."), request)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -217,6 +243,8 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
+        if is_outage(error):  # a store error no store part translated (e.g. raised while a lock was released)
+            return unavailable(app)
         if _malformed_framing(error):
             return render_error(FhirError.of(400, "structure", "The request body is not framed correctly (e.g. a "
                                                                "chunk size that is not hexadecimal in "

@@ -35,6 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
         if not uri:
             engine = EmbeddedEngine(settings.data_dir)
             uri = engine.start()
+            engine.watch()  # a dead engine is restarted on the same port; the workers reconnect by themselves
         # Create collections and indexes once, before workers fork (they would race each other).
         build_context(settings, uri)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -120,3 +121,51 @@ def test_partition_key_is_set_with_the_first_version_and_never_changes(http, bas
     assert store["Observation"].find_one({"_id": new_obs})["pk"] == partition_key(f"Patient/{new_patient}")
     assert "pk" not in store["Organization"].find_one({"_id": organization["id"]})
     assert any(ix["key"] == {"pk": 1} for ix in store["Observation"].list_indexes())
+
+
+def test_a_dead_engine_is_restarted_and_health_says_so_meanwhile(tmp_path):
+    """SIGKILL of the embedded engine, and its port taken so that it cannot come back at once: /healthz answers 503,
+    requests answer 503 with Retry-After (never 500); once the port is free the server has restarted the engine on
+    it, and every acknowledged write is there."""
+    if os.environ.get("FHIRSERVER_MONGODB_URI"):
+        pytest.skip("embedded engine only")
+    server = new_server(tmp_path / "node").start()
+    health = server.base.rsplit("/fhir", 1)[0] + "/healthz"
+    try:
+        ids = [requests.post(f"{server.base}/Observation", json=observation(f"dead-{n}"), timeout=30,
+                             headers={"Content-Type": FHIR_JSON}).json()["id"] for n in range(5)]
+        state = tmp_path / "node" / "embedded-mongo.json"
+        engine = json.loads(state.read_text())
+        port = int(engine["uri"].rsplit(":", 1)[1].split("/", 1)[0])
+        assert requests.get(health, timeout=10).status_code == 200
+        os.kill(int(engine["pid"]), signal.SIGKILL)
+        blocker = socket.socket()
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the dead engine's TIME_WAIT
+        deadline = time.monotonic() + 10
+        while True:  # take the engine's port as soon as the dead engine lets go of it
+            try:
+                blocker.bind(("127.0.0.1", port))
+                blocker.listen()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        try:
+            time.sleep(1.5)
+            down = requests.get(health, timeout=10)
+            assert down.status_code == 503 and down.headers.get("Retry-After"), down.text
+            answer = requests.get(f"{server.base}/Observation/{ids[0]}", timeout=60)
+            assert answer.status_code == 503 and answer.headers.get("Retry-After"), answer.text
+            assert answer.json()["resourceType"] == "OperationOutcome"
+        finally:
+            blocker.close()
+        deadline = time.monotonic() + 90
+        while not state.is_file() or json.loads(state.read_text())["pid"] == engine["pid"]:
+            assert time.monotonic() < deadline, "the engine was not restarted"  # a new engine, same data and port
+            time.sleep(0.2)
+        assert json.loads(state.read_text())["uri"] == engine["uri"]
+        assert requests.get(health, timeout=10).status_code == 200
+        for rid in ids:
+            assert requests.get(f"{server.base}/Observation/{rid}", timeout=30).status_code == 200, rid
+    finally:
+        server.stop()

@@ -40,7 +40,13 @@ def connect(uri: str, db_name: str, timeout_ms: int = 10_000,
         raise NotAReplicaSet("the MongoDB at FHIRSERVER_MONGODB_URI is a standalone server; fhirserver needs a "
                              "replica set (one member is enough) for its transactions: start mongod with "
                              "--replSet and run rs.initiate()")
-    return StoreConnection(client=client, db=client.get_database(db_name, write_concern=WriteConcern(w="majority")))
+    return StoreConnection(client=client, db=client.get_database(db_name, write_concern=DURABLE))
+
+
+# Every write waits for a majority *and* the journal. On a MongoDB replica set w:majority already implies the
+# journal (writeConcernMajorityJournalDefault); the embedded engine (SecantusDB 0.7) lost acknowledged w:majority
+# writes when it was killed with SIGKILL (tests/test_persistence.py), and keeps them with j:true.
+DURABLE = WriteConcern(w="majority", j=True)
 
 
 class NotAReplicaSet(RuntimeError):
@@ -65,3 +71,20 @@ def _create_indexes(db: Database, collection: str, specs: list[IndexSpec]) -> No
             continue
         with contextlib.suppress(OperationFailure):
             db[collection].create_index(list(spec.keys), unique=spec.unique, name=spec.name)
+
+
+class Probe:
+    """A quick look at the store for health checks: its own client that gives up within a second, so a dead
+    store is reported at once instead of after the request timeout."""
+
+    def __init__(self, uri: str, timeout_ms: int = 1000) -> None:
+        self._client: pymongo.MongoClient = pymongo.MongoClient(
+            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=timeout_ms,
+            appname="fhirserver-health")
+
+    def answers(self) -> bool:
+        try:
+            self._client.admin.command("ping")
+            return True
+        except pymongo.errors.PyMongoError:
+            return False

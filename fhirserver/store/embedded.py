@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +61,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _bindable(port: int) -> bool:
+    """Whether a listener could bind 127.0.0.1:port now (as the engine does: SO_REUSEADDR, past TIME_WAIT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _alive(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the child still runs. Not Popen.poll() alone: gunicorn's master reaps every child that exits, after
+    which poll() cannot tell; the pid and its /proc state can (a zombie is dead)."""
+    if process.poll() is not None:
+        return False
+    try:
+        os.kill(process.pid, 0)
+        with open(f"/proc/{process.pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    except OSError:
+        return True  # no /proc (not Linux): the pid exists
+
+
 def _die_with_parent() -> None:
     """preexec_fn: deliver SIGTERM to the engine when the process that started it exits."""
     with contextlib.suppress(OSError, AttributeError):
@@ -80,6 +107,9 @@ class EmbeddedEngine:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.uri: str | None = None
+        self._port: int | None = None
+        self._stopping = threading.Event()
+        self._guard = threading.RLock()  # the watchdog holds it while start() may terminate a failed engine
 
     @property
     def output_path(self) -> Path:
@@ -92,7 +122,13 @@ class EmbeddedEngine:
             raise EmbeddedEngineError("the embedded engine is not installed: pip install 'fhirserver[embedded]' "
                                       "(make run does), or set FHIRSERVER_MONGODB_URI to a MongoDB replica set")
         self.engine_dir.parent.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = self._port or _free_port()  # a restart keeps the port: the workers' connections find it again
+        if self._port is not None and not _bindable(port):
+            # Never launch an engine that cannot listen: it would open (and recover) the data, then die; a series
+            # of such starts after a crash lost acknowledged writes in our tests (SecantusDB 0.7).
+            raise EmbeddedEngineError(f"port {port} is still taken; the engine is not started until it is free")
+        self._port = port
+        self._stopping.clear()
         command = [
             sys.executable, "-c", _LAUNCH,
             "--host", "127.0.0.1", "--port", str(port),
@@ -120,10 +156,8 @@ class EmbeddedEngine:
         client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250)
         try:
             while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise EmbeddedEngineError(
-                        f"the embedded engine exited with code {self.process.returncode}; "
-                        f"see {self.output_path}")
+                if not _alive(self.process):
+                    raise EmbeddedEngineError(f"the embedded engine exited; see {self.output_path}")
                 try:
                     client.admin.command("ping")
                     return
@@ -131,13 +165,50 @@ class EmbeddedEngine:
                     time.sleep(0.05)
         finally:
             client.close()
-        self.stop()
+        self._terminate()
         raise EmbeddedEngineError(f"the embedded engine did not answer within {self.startup_timeout:.0f}s")
 
+    def watch(self, interval_s: float = 0.5, attempts: int = 30) -> threading.Thread:
+        """Restart the engine whenever it dies (same port and data), with back-off, at most `attempts` times in a row;
+        then it stays down and the health check says so. Runs in a thread of the process that started it."""
+        def loop() -> None:
+            failures = 0
+            while not self._stopping.wait(interval_s):
+                with self._guard:
+                    process = self.process
+                    if self._stopping.is_set() or process is None or _alive(process):
+                        continue
+                    log.error("the embedded engine (pid %s) stopped; restarting it (see %s)", process.pid,
+                              self.output_path)  # its exit code is not known: gunicorn's master reaps children
+                    try:
+                        self.start()
+                        log.warning("the embedded engine is back (pid %s)", self.process.pid if self.process else "?")
+                        failures = 0
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - keep trying, with back-off, and say why
+                        failures += 1
+                        log.error("restarting the embedded engine failed (%s, attempt %s of %s)", exc, failures,
+                                  attempts)
+                        if failures >= attempts:
+                            log.critical("the embedded engine stays down after %s attempts; restart the server",
+                                         attempts)
+                            return
+                        self._stopping.wait(min(5.0, 0.5 * 2 ** failures))
+
+        thread = threading.Thread(target=loop, name="engine-watchdog", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (WiredTiger checkpoints and closes), wait, then SIGKILL: its log keeps committed data either way."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        """SIGTERM (WiredTiger checkpoints and closes), wait, then SIGKILL: its log keeps committed data either way.
+        The watchdog, if any, stops restarting it."""
+        self._stopping.set()
+        self._terminate(timeout)
+
+    def _terminate(self, timeout: float = 20.0) -> None:
+        with self._guard:
+            process, self.process = self.process, None
+        if process is None or not _alive(process):
             return
         process.send_signal(signal.SIGTERM)
         try:

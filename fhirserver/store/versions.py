@@ -21,8 +21,8 @@ from pymongo import DESCENDING, InsertOne, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.read_concern import ReadConcern
-from pymongo.write_concern import WriteConcern
 
+from .client import DURABLE
 from .errors import only_duplicate_keys
 from .indexes import history_collection
 from .locks import ChangeCounter
@@ -130,7 +130,7 @@ class VersionStore:
         with self._db.client.start_session() as session:
             try:
                 session.with_transaction(body, read_concern=ReadConcern("snapshot"),
-                                         write_concern=WriteConcern("majority"))
+                                         write_concern=DURABLE)
             except _Declined:
                 return False
             except (BulkWriteError, DuplicateKeyError):
