@@ -34,17 +34,18 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
-class _TooManyDigits(ValueError):
+class _TooLarge(ValueError):
     pass
 
 
-MAX_DIGITS = 18  # FHIR R4 numbers: at most 18 digits (and what a 64-bit integer in the store holds)
+INT64 = (-(2**63), 2**63 - 1)  # what the store (BSON) holds as an integer
 
 
 def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_DIGITS:
-        raise _TooManyDigits(text)
-    return int(text)
+    value = int(text)
+    if not INT64[0] <= value <= INT64[1]:
+        raise _TooLarge(text)
+    return value
 
 
 MAX_DEPTH = 64  # FHIR resources stay far below; refusing deeper input protects the parsers that follow
@@ -87,9 +88,9 @@ def loads(body: bytes | str) -> Any:
             body, parse_float=Decimal, parse_int=_bounded_int, object_pairs_hook=_no_duplicates,
             parse_constant=_no_constants
         )
-    except _TooManyDigits as exc:
-        raise bad_request(f"The JSON number {exc.args[0][:40]} has more than {MAX_DIGITS} digits; FHIR numbers "
-                          f"(and this server) hold at most {MAX_DIGITS}.") from None
+    except _TooLarge as exc:
+        raise bad_request(f"The JSON integer {exc.args[0][:40]} is outside the 64-bit range this server stores "
+                          f"(write it with a decimal point or an exponent if it is a decimal).") from None
     except _DuplicateKey as exc:
         raise bad_request(f"The JSON object repeats the property '{exc.args[0]}'; each may appear once.") from None
     except json.JSONDecodeError as exc:
