@@ -244,3 +244,25 @@ def test_transaction_and_single_conditional_creates_race_to_one_resource(base, s
         statuses = list(pool.map(lambda i: (single if i % 2 else bundled)(i), range(8)))
     assert all(s in (200, 201) for s in statuses)
     assert len(list(store["Patient"].find({"sp.identifier": {"$in": [f"{ID_SYSTEM}|{nid}"]}}))) == 1
+
+
+def test_a_transaction_is_invisible_until_it_commits(http, base):
+    """While a 1,000-entry transaction runs, a reader counting its entries sees none or all of them, never part."""
+    tag = unique("tx-visibility")
+    entry = {**observation(), "identifier": [{"system": "urn:test:tx", "value": tag}]}
+    bundle = tx(*[{"resource": entry, "request": {"method": "POST", "url": "Observation"}} for _ in range(1000)])
+    seen: list[int] = []
+
+    def count() -> int:
+        found = requests.get(f"{base}/Observation", params={"identifier": f"urn:test:tx|{tag}", "_total": "accurate",
+                                                            "_count": "0"}, timeout=60)
+        return int(found.json().get("total", -1))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = pool.submit(send, requests, base, bundle)
+        while not writing.done():
+            seen.append(count())
+        assert writing.result().status_code == 200
+    seen.append(count())
+    assert len(seen) > 1 and set(seen) <= {0, 1000}, sorted(set(seen))
+    assert seen[-1] == 1000
