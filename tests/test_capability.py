@@ -18,6 +18,7 @@ def test_metadata_lists_types_interactions_and_search_parameters(http, base):
                                                         "history-instance", "history-type", "create", "search-type"}
     assert obs["versioning"] == "versioned-update"
     assert obs["conditionalDelete"] == "single"
+    assert obs["conditionalRead"] == "full-support"  # If-None-Match and If-Modified-Since answer 304
     names = {p["name"] for p in obs["searchParam"]}
     assert {"_id", "identifier", "code", "status", "category"} <= names
 

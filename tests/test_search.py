@@ -284,14 +284,25 @@ def test_post_search_with_form_body_equals_get(http, base, region):
     assert [e["resource"]["id"] for e in posted["entry"]] == [e["resource"]["id"] for e in got["entry"]]
 
 
-def test_lenient_handling_reports_ignored_parameters(http, base, region):
+def test_unknown_parameters_are_ignored_and_reported_unless_strict(http, base, region):
+    """R4: a server SHOULD ignore unknown parameters (and say so), unless Prefer: handling=strict; it SHALL reject an
+    unsupported modifier either way; a conditional write never ignores one of its criteria."""
     tag = region["tag"]
-    strict = http.get(f"{base}/Observation?status=final&colour=red&_tag=urn:test|{tag}")
-    assert strict.status_code == 400
-    lenient = http.get(f"{base}/Observation?status=final&colour=red&_tag=urn:test|{tag}&_count=1",
-                       headers={"Prefer": "handling=lenient"}).json()
-    outcome = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
-    assert outcome and "colour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    strict = http.get(f"{base}/Observation?status=final&colour=red&_tag=urn:test|{tag}",
+                      headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400 and "colour" in strict.text
+    plain = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_total=accurate").json()
+    for headers in ({}, {"Prefer": "handling=lenient"}):
+        lenient = http.get(f"{base}/Observation?status=final&colour=red&_tag=urn:test|{tag}&_total=accurate",
+                           headers=headers).json()
+        outcome = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
+        assert outcome and "colour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+        assert lenient["total"] == plain["total"] > 0  # the rest of the search is applied as asked
+    modifier = http.get(f"{base}/Observation?status:fuzzy=final&_tag=urn:test|{tag}")
+    assert modifier.status_code == 400 and "fuzzy" in modifier.text
+    wide = http.delete(f"{base}/Observation?colour=red&_tag=urn:test|{tag}")
+    assert wide.status_code == 400  # conditional delete: an unknown criterion is not dropped
+    assert http.get(f"{base}/Observation?_tag=urn:test|{tag}&_total=accurate").json()["total"] >= plain["total"]
 
 
 def test_paging_links_stay_correct_when_data_changes_between_pages(http, base, region):
@@ -309,14 +320,18 @@ def test_paging_links_stay_correct_when_data_changes_between_pages(http, base, r
 
 
 def test_hostile_queries_over_http_are_400_never_5xx(http, base):
-    hostile = ["identifier[$ne]=1", "code:regex=.*", "date=2024-13-01", "value-quantity=1|2",
+    hostile = ["code:regex=.*", "date=2024-13-01", "value-quantity=1|2",
                "_sort=nonsense", "_page=e30", "_page=" + "%7B%22v%22%3A%5B%7B%22%24gt%22%3A1%7D%5D%7D",
-               "subject:Patient.identifier.x.y=1", "_include=Observation:*", "name=" + "a" * 600,
+               "subject:Patient.identifier.x.y=1", "_include=Observation:*", "value-string=" + "a" * 600,
                "_has:Observation:subject:code:regex=1", "_count=abc"]
     for query in hostile:
         response = http.get(f"{base}/Observation?{query}")
         assert response.status_code == 400, (query, response.status_code, response.text)
         assert response.json()["resourceType"] == "OperationOutcome"
+    # an operator written into a parameter's name is an unknown parameter: ignored and reported, or 400 if strict
+    ignored = http.get(f"{base}/Observation?identifier[$ne]=1&_count=1").json()
+    assert [e for e in ignored.get("entry", []) if e["search"]["mode"] == "outcome"]
+    assert http.get(f"{base}/Observation?identifier[$ne]=1", headers={"Prefer": "handling=strict"}).status_code == 400
 
 
 def test_identifier_modifiers_uri_and_last_updated(http, base):
@@ -380,3 +395,38 @@ def test_date_windows_for_the_bucket_clause_are_sound() -> None:
         date_buckets(march.lo, april.hi)
     assert hull_buckets([{"lo": march.lo, "hi": march.lo + 1e12}]) == ["long"]  # an open period: every window
     assert date_buckets(march.lo, april.lo) and not date_buckets(march.lo, march.lo + 1e12)  # too wide
+
+
+def test_count_zero_gives_the_total_and_include_iterate_follows_references(http, base):
+    """_count=0 answers how many match (clients count with it); _include:iterate follows the included
+    resources' references too (DiagnosticReport -> its Observation -> that Observation's Patient)."""
+    tag = unique("iterate")
+    patient = post(http, base, {"resourceType": "Patient", "meta": {"tag": [{"system": "urn:test", "code": tag}]},
+                                "name": [{"text": "迭代"}]}).json()
+    result = post(http, base, observation(None, subject={"reference": f"Patient/{patient['id']}"},
+                                          meta={"tag": [{"system": "urn:test", "code": tag}]})).json()
+    report = post(http, base, {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "血常规"},
+                               "meta": {"tag": [{"system": "urn:test", "code": tag}]},
+                               "result": [{"reference": f"Observation/{result['id']}"}]}).json()
+    counted = http.get(f"{base}/Observation?_tag=urn:test|{tag}&_count=0").json()
+    assert counted["total"] == 1 and not counted.get("entry")
+    found = http.get(f"{base}/DiagnosticReport", params={
+        "_tag": f"urn:test|{tag}", "_include": "DiagnosticReport:result",
+        "_include:iterate": "Observation:subject"}).json()
+    got = {(e["resource"]["resourceType"], e["resource"]["id"], e["search"]["mode"]) for e in found["entry"]}
+    assert got == {("DiagnosticReport", report["id"], "match"), ("Observation", result["id"], "include"),
+                   ("Patient", patient["id"], "include")}
+
+
+def test_post_with_criteria_in_the_query_is_a_conditional_create(http, base):
+    """POST Patient?identifier=… (fhirpy's conditional create) creates once, then finds the same record."""
+    value = unique("qcreate")
+    body = {"resourceType": "Patient", "identifier": [{"system": "urn:test:q", "value": value}]}
+    url = f"{base}/Patient?identifier=urn:test:q|{value}"
+    first = http.post(url, json=body, headers={"Content-Type": FHIR_JSON})
+    second = http.post(url, json=body, headers={"Content-Type": FHIR_JSON})
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"]
+    both = http.post(url, json=body, headers={"Content-Type": FHIR_JSON, "If-None-Exist": "identifier=other|x"})
+    assert both.status_code == 400
+    assert http.get(f"{base}/Patient?identifier=urn:test:q|{value}&_total=accurate").json()["total"] == 1

@@ -44,8 +44,9 @@ def _prefer(request: Request, name: str) -> str | None:
 
 
 def prefer_handling(request: Request) -> str:
-    """Prefer: handling=strict|lenient (http://hl7.org/fhir/R4/search.html#errors); strict by default."""
-    return "lenient" if (_prefer(request, "handling") or "").lower() == "lenient" else "strict"
+    """Prefer: handling=strict|lenient (http://hl7.org/fhir/R4/search.html#errors); lenient by default: a search
+    ignores parameters it does not know and says so (R4: servers SHOULD ignore them)."""
+    return "strict" if (_prefer(request, "handling") or "").lower() == "strict" else "lenient"
 
 
 def prefer_return(request: Request) -> str:

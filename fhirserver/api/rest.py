@@ -6,8 +6,9 @@ ROUTES is the single list of what the server answers; the CapabilityStatement is
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
@@ -81,6 +82,20 @@ def _info(ctx: FhirContext, query: list[tuple[str, str]] | None = None) -> Reque
     )
 
 
+def _create_info(ctx: FhirContext) -> RequestInfo:
+    """`POST [type]?criteria` (how some clients, e.g. fhirpy, write a conditional create) is If-None-Exist with
+    those criteria: never ignored. With an If-None-Exist header as well, both must say the same."""
+    info = _info(ctx)
+    criteria = [(k, v) for k, v in request.args.items(multi=True) if k not in ("_format", "_pretty")]
+    if not criteria:
+        return info
+    if info.if_none_exist is not None and sorted(parse_qsl(info.if_none_exist.split("?", 1)[-1],
+                                                           keep_blank_values=True)) != sorted(criteria):
+        raise FhirError.of(400, "invalid", "The POST's query and its If-None-Exist header name different criteria; "
+                                           "send the criteria once (If-None-Exist, or the query).", "If-None-Exist")
+    return replace(info, if_none_exist=urlencode(criteria))
+
+
 def _body(patch_body: bool = False) -> Any:
     check_body_type(request, patch=patch_body)
     return loads(request.get_data(cache=False))
@@ -93,7 +108,7 @@ def blueprint(ctx: FhirContext, federation: Any = None) -> Blueprint:
             ctx, _interactions(), _base_url(ctx),
             lambda rtype: capability_operations(rtype, ctx.settings.canonical_base))),
         "transaction": lambda: bundle.process(ctx, _body(), _info(ctx), prefer_return(request)),
-        "create": lambda rtype: create.create(ctx, rtype, _body(), _info(ctx)),
+        "create": lambda rtype: create.create(ctx, rtype, _body(), _create_info(ctx)),
         "search-type": lambda rtype: _search(ctx, federation, rtype),
         "conditional-update": lambda rtype: update.conditional_update(ctx, rtype, _body(), _info(ctx)),
         "conditional-delete": lambda rtype: delete.conditional_delete(ctx, rtype, _info(ctx)),

@@ -37,7 +37,8 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
             "readHistory": "vread" in registered,
             "updateCreate": "update" in registered,
             "conditionalCreate": "create" in registered,
-            "conditionalRead": "not-supported",
+            # read answers 304 to If-None-Match and If-Modified-Since (interactions/read.py)
+            "conditionalRead": "full-support" if "read" in registered else "not-supported",
             "conditionalUpdate": "conditional-update" in registered,
             "conditionalDelete": "single" if "conditional-delete" in registered else "not-supported",
         }

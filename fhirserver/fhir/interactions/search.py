@@ -41,8 +41,10 @@ def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
     count = min(query.count if query.count is not None else ctx.settings.default_count, ctx.settings.max_count)
 
     bundle = new_bundle("searchset", page_url(request.base_url, path, list(request.query)))
-    if query.summary == "count":
+    if query.summary == "count" or query.count == 0:  # _count=0 asks how many, as _summary=count does
         bundle["total"] = ctx.store.search.count(resource_type, query_filter)
+        if query.warnings:
+            bundle["entry"] = [{"resource": operation_outcome(query.warnings), "search": {"mode": "outcome"}}]
         return Result(status=200, body=bundle)
     if query.total in ("accurate", "estimate"):
         bundle["total"] = ctx.store.search.count(resource_type, query_filter)

@@ -1,8 +1,10 @@
 """Parsing a FHIR search query into typed criteria and result parameters (pure; no database).
 
-http://hl7.org/fhir/R4/search.html. Every parameter is either understood or reported: an unknown
-parameter, modifier or malformed value is a 400 naming it, or, with `Prefer: handling=lenient`, a
-warning returned with the results. Nothing is silently ignored.
+http://hl7.org/fhir/R4/search.html. Every parameter is either understood or reported. An unknown parameter is
+ignored with a warning returned with the results (R4: servers SHOULD ignore them; `search.mode = outcome`), or a
+400 naming it with `Prefer: handling=strict` (and always for the criteria of conditional writes, where ignoring
+one would widen what is changed). An unsupported modifier or a malformed value is always a 400 (R4: a server
+SHALL reject an unsupported modifier). Nothing is silently ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ MAX_VALUE_LENGTH = 512
 MAX_VALUES = 100
 MAX_CHAIN_DEPTH = 2
 RESULT_PARAMETERS = frozenset({"_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude",
-                               "_page", "_format", "_pretty"})
+                               "_include:iterate", "_revinclude:iterate", "_page", "_format", "_pretty"})
 MODIFIERS = {
     "token": {"missing", "not", "text", "of-type"},
     "reference": {"missing", "identifier"},  # plus :[Type]
@@ -114,6 +116,7 @@ class QueryParser:
               criteria_only: bool = False) -> SearchQuery:
         query = SearchQuery(resource_type=resource_type)
         errors: list[Issue] = []
+        unknown: list[Issue] = []
         for name, raw in pairs:
             try:
                 if name in RESULT_PARAMETERS:
@@ -122,13 +125,15 @@ class QueryParser:
                     self._result_parameter(query, name, raw)
                 else:
                     query.criteria.append(self.criterion(resource_type, name, raw, depth=0))
+            except UnknownParameter as error:
+                unknown.extend(error.issues)
             except FhirError as error:
                 errors.extend(error.issues)
-        if errors:
-            if not lenient or any(i.code != "not-supported" for i in errors):
-                raise FhirError(status=400, issues=errors)
-            query.warnings = [Issue(i.code, i.diagnostics + " It was ignored (Prefer: handling=lenient).",
-                                    severity="warning", expression=i.expression) for i in errors]
+        if errors or (unknown and not lenient):
+            raise FhirError(status=400, issues=[*errors, *unknown])
+        query.warnings = [Issue(i.code, i.diagnostics + " It was ignored (send Prefer: handling=strict to have such "
+                                                        "a search refused instead).", severity="warning",
+                                expression=i.expression) for i in unknown]
         return query
 
     # -- criteria ---------------------------------------------------------------------------------
@@ -221,9 +226,9 @@ class QueryParser:
 
     def _unknown(self, resource_type: str, name: str, code: str) -> FhirError:
         if code in ("_text", "_content", "_list", "_query", "_filter", "_type", "_contained", "_containedType"):
-            return FhirError.of(400, "not-supported", f"'{code}' is not supported by this server.", name)
-        return FhirError.of(400, "not-supported", f"Search parameter '{name}' is not supported for "
-                                                  f"{resource_type}; see /fhir/metadata for the list.", name)
+            return UnknownParameter.of(400, "not-supported", f"'{code}' is not supported by this server.", name)
+        return UnknownParameter.of(400, "not-supported", f"Search parameter '{name}' is not supported for "
+                                                         f"{resource_type}; see /fhir/metadata for the list.", name)
 
     # -- result parameters --------------------------------------------------------------------------
     def _result_parameter(self, query: SearchQuery, name: str, raw: str) -> None:
@@ -276,6 +281,10 @@ class QueryParser:
             raise _bad(name, f"{target[:40]} is not a resource type this server serves.")
         return Include(source=parts[0], parameter=parts[1], target=target, iterate=name.endswith(":iterate"),
                        reverse=reverse)
+
+
+class UnknownParameter(FhirError):
+    """A parameter this server does not know for the type (ignored in lenient handling, the default for search)."""
 
 
 def _bad(name: str, diagnostics: str) -> FhirError:
