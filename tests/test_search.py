@@ -15,6 +15,7 @@ import pytest
 import requests
 import synthetic
 from conftest import FHIR_JSON, observation, post, unique
+from fhir.resources.R4B.observation import Observation
 
 CST = timezone(timedelta(hours=8))
 
@@ -268,9 +269,21 @@ def test_total_summary_count_and_elements(http, base, region):
     assert counted["total"] == expected and "entry" not in counted
     trimmed = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_elements=status&_count=2").json()
     resource = trimmed["entry"][0]["resource"]
-    assert set(resource) == {"resourceType", "id", "meta", "status"}
+    assert set(resource) == {"resourceType", "id", "meta", "status", "code"}  # code is mandatory: kept
     assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
             "display": "subsetted"} in resource["meta"]["tag"]
+    typed = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_elements=valueQuantity&_count=50").json()
+    assert any("valueQuantity" in e["resource"] for e in typed["entry"])  # named by its full name
+    Observation.model_validate(next(e["resource"] for e in typed["entry"]))  # still valid (fhir.resources R4B)
+    rid = trimmed["entry"][0]["resource"]["id"]
+    read = http.get(f"{base}/Observation/{rid}?_elements=status").json()
+    assert set(read) == {"resourceType", "id", "meta", "status", "code"}
+    assert "text" not in http.get(f"{base}/Observation/{rid}?_summary=data").json()
+    assert set(http.get(f"{base}/Observation/{rid}?_summary=true").json()) <= {
+        "resourceType", "id", "meta", "status", "code", "subject", "effectiveDateTime", "valueQuantity", "issued",
+        "identifier", "basedOn", "partOf", "category", "focus", "encounter", "effectivePeriod", "performer",
+        "hasMember", "derivedFrom", "component", "implicitRules", "valueCodeableConcept", "valueString"}
+    assert http.get(f"{base}/Observation/{rid}?_summary=bogus").status_code == 400
     summary = http.get(f"{base}/Observation?status=final&_tag=urn:test|{tag}&_summary=true&_count=1").json()
     assert "subject" in summary["entry"][0]["resource"] and "category" not in summary["entry"][0]["resource"]
 

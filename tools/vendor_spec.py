@@ -65,14 +65,15 @@ def main() -> None:
         compartment = package / "CompartmentDefinition-patient.json"
         (ROOT / "profiles" / compartment.name).write_bytes(compartment.read_bytes())
         summary: dict[str, list[str]] = {}
+        mandatory: dict[str, list[str]] = {}
         for rtype in SUPPORTED_TYPES:
             definition = json.loads((package / f"StructureDefinition-{rtype}.json").read_text(encoding="utf-8"))
-            summary[rtype] = [e["path"].split(".", 1)[1].removesuffix("[x]")
-                              for e in definition["snapshot"]["element"]
-                              if e.get("isSummary") and e["path"].count(".") == 1]
+            top = [e for e in definition["snapshot"]["element"] if e["path"].count(".") == 1]
+            summary[rtype] = [e["path"].split(".", 1)[1].removesuffix("[x]") for e in top if e.get("isSummary")]
+            mandatory[rtype] = [e["path"].split(".", 1)[1].removesuffix("[x]") for e in top if e.get("min", 0) >= 1]
         (ROOT / "profiles" / "summary-elements.json").write_text(
-            json.dumps({"source": f"npm:{EXAMPLES_PACKAGE} StructureDefinition isSummary (HL7, CC0)",
-                        "elements": summary}, indent=1) + "\n", encoding="utf-8")
+            json.dumps({"source": f"npm:{EXAMPLES_PACKAGE} StructureDefinition isSummary and min (HL7, CC0)",
+                        "elements": summary, "mandatory": mandatory}, indent=1) + "\n", encoding="utf-8")
         print("profiles: CompartmentDefinition-patient.json, summary-elements.json")
 
         examples = ROOT / "tests" / "data" / "r4-examples"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ...store.records import StoredVersion
 from ...store.timestamps import parse_instant
-from ..errors import FhirError, gone, not_found
+from ..errors import FhirError, bad_request, gone, not_found
+from ..json_format import loads
 from ..validation import is_valid_id
 from ..versioning import etag, parse_etag, parse_http_date
 from .context import FhirContext, RequestInfo, Result
@@ -28,7 +30,23 @@ def read(ctx: FhirContext, resource_type: str, resource_id: str, request: Reques
         # HTTP dates have whole seconds: unchanged means "not modified after that second".
         if since is not None and parse_instant(current.last_updated).replace(microsecond=0) <= since:
             return Result(status=304, version=current)
-    return Result(status=200, version=current)
+    return _subsetted(ctx, current, request) or Result(status=200, version=current)
+
+
+def _subsetted(ctx: FhirContext, current: StoredVersion, request: RequestInfo) -> Result | None:
+    """`_summary` and `_elements` on a read (http://hl7.org/fhir/R4/search.html#summary applies to reads too)."""
+    summary = next((v for k, v in request.query if k == "_summary"), None)
+    elements = tuple(e.strip() for k, v in request.query if k == "_elements" for e in v.split(",") if e.strip())
+    if summary is None and not elements:
+        return None
+    if summary is not None and summary not in ("true", "false", "text", "data"):
+        raise bad_request("_summary on a read is true, false, text or data.", "_summary")
+    if not all(e.isidentifier() for e in elements):
+        raise bad_request("_elements lists top-level element names, e.g. _elements=status,code.", "_elements")
+    if summary == "false" and not elements:
+        return None
+    body = ctx.elements.apply(loads(current.text or "{}"), summary if summary != "false" else None, elements)
+    return Result(status=200, version=current, body=body)
 
 
 def _etag_matches(header: str, vid: int) -> bool:

@@ -1,7 +1,9 @@
 """_summary and _elements: returning part of each resource (http://hl7.org/fhir/R4/search.html#summary).
 
-The summary element lists are data (profiles/summary-elements.json, derived from the core
-StructureDefinitions' isSummary flags). Partial resources carry the SUBSETTED tag, as the spec asks.
+The summary and mandatory element lists are data (profiles/summary-elements.json, derived from the core
+StructureDefinitions' isSummary flags and minimum cardinalities). `_elements` keeps the mandatory elements too,
+as the spec asks, so the answer stays a valid resource; an element may be named by its choice base (`value`) or
+its typed name (`valueQuantity`). Partial resources carry the SUBSETTED tag, as the spec asks.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ class ElementFilter:
     def __init__(self, profiles_dir: Path) -> None:
         data = json.loads((profiles_dir / "summary-elements.json").read_text(encoding="utf-8"))
         self._summary: dict[str, tuple[str, ...]] = {t: tuple(v) for t, v in data["elements"].items()}
+        self._mandatory: dict[str, tuple[str, ...]] = {t: tuple(v) for t, v in data.get("mandatory", {}).items()}
 
     def apply(self, resource: dict[str, Any], summary: str | None, elements: tuple[str, ...]) -> dict[str, Any]:
         if elements:
-            keep = set(elements)
-            out = {k: v for k, v in resource.items() if k in _ALWAYS or _base(k) in keep}
+            keep = set(elements) | set(self._mandatory.get(resource["resourceType"], ()))
+            out = {k: v for k, v in resource.items() if k in _ALWAYS or k.lstrip("_") in keep or _base(k) in keep}
         elif summary == "true":
             keep = set(self._summary.get(resource["resourceType"], ()))
             out = {k: v for k, v in resource.items() if k in _ALWAYS or _base(k) in keep}
