@@ -40,7 +40,10 @@ def test_transaction_resolves_urn_uuid_references_and_reports_each_entry(http, b
     bundle = tx(
         {"fullUrl": report_ref, "resource": {"resourceType": "DiagnosticReport", "status": "final",
                                              "code": {"text": "血常规"}, "subject": {"reference": pat_ref},
-                                             "result": [{"reference": obs_ref}]},
+                                             "result": [{"reference": obs_ref}],
+                                             "text": {"status": "generated", "div": (
+                                                 f'<div xmlns="http://www.w3.org/1999/xhtml">患者 <a href="{pat_ref}">'
+                                                 f'张三</a>, 结果 <a href=\'{obs_ref}\'>血红蛋白</a></div>')}},
          "request": {"method": "POST", "url": "DiagnosticReport"}},
         {"fullUrl": obs_ref, "resource": observation(None, subject={"reference": pat_ref}),
          "request": {"method": "POST", "url": "Observation"}},
@@ -57,6 +60,8 @@ def test_transaction_resolves_urn_uuid_references_and_reports_each_entry(http, b
     obs_id = result["entry"][1]["resource"]["id"]
     assert report["subject"]["reference"] == f"Patient/{patient_id}"
     assert report["result"][0]["reference"] == f"Observation/{obs_id}"
+    div = report["text"]["div"]  # the narrative's links are rewritten too (R4 transaction rules: SHALL)
+    assert f'href="Patient/{patient_id}"' in div and f"href='Observation/{obs_id}'" in div and "urn:uuid" not in div
     assert result["entry"][1]["response"]["location"].startswith(f"Observation/{obs_id}/_history/1")
     stored = http.get(f"{base}/DiagnosticReport/{report['id']}").json()
     assert stored["subject"]["reference"] == f"Patient/{patient_id}"

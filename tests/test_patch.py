@@ -68,3 +68,35 @@ def test_patch_of_missing_or_deleted_resource(http, base):
     rid = post(http, base, observation(unique())).json()["id"]
     http.delete(f"{base}/Observation/{rid}")
     assert http.patch(f"{base}/Observation/{rid}", json=ops, headers={"Content-Type": PATCH}).status_code == 410
+
+
+def test_conditional_patch_patches_the_one_match(http, base):
+    """PATCH [type]?criteria: one match is patched, none is 404, several 412; a merge body is told what to send."""
+    value = unique("cpatch")
+    one = post(http, base, observation(value)).json()
+    ops = [{"op": "replace", "path": "/status", "value": "amended"}]
+    system = "urn:oid:2.16.156.10011.1.99"
+    patched = http.patch(f"{base}/Observation?identifier={system}|{value}", json=ops,
+                         headers={"Content-Type": PATCH})
+    assert patched.status_code == 200 and patched.json()["id"] == one["id"] and patched.json()["status"] == "amended"
+    none = http.patch(f"{base}/Observation?identifier={system}|{value}-none", json=ops,
+                      headers={"Content-Type": PATCH})
+    assert none.status_code == 404
+    post(http, base, observation(value))
+    several = http.patch(f"{base}/Observation?identifier={system}|{value}", json=ops,
+                         headers={"Content-Type": PATCH})
+    assert several.status_code == 412
+    merge = http.patch(f"{base}/Observation/{one['id']}", json={"status": "final"},
+                       headers={"Content-Type": "application/merge-patch+json"})
+    assert merge.status_code == 415 and "Merge Patch" in merge.json()["issue"][0]["diagnostics"]
+
+
+def test_a_patch_gets_the_same_advice_as_an_update(http, base):
+    """The write rules' advice comes back with a PATCH as with a PUT: a resident ID that cannot link is warned."""
+    patient = post(http, base, {"resourceType": "Patient", "name": [{"text": "补丁"}]}).json()
+    ops = [{"op": "add", "path": "/identifier", "value": [
+        {"system": "urn:oid:2.16.156.10011.1.3", "value": "110105194912310021"}]}]  # wrong check character
+    answer = http.patch(f"{base}/Patient/{patient['id']}", json=ops,
+                        headers={"Content-Type": PATCH, "Prefer": "return=OperationOutcome"})
+    assert answer.status_code == 200 and answer.json()["resourceType"] == "OperationOutcome"
+    assert any(i["severity"] == "warning" and "not valid" in i["diagnostics"] for i in answer.json()["issue"])

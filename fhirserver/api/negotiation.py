@@ -72,8 +72,13 @@ def check_body_type(request: Request, patch: bool = False) -> None:
         return
     if patch:
         if content_type in JSON_TYPES:
-            raise FhirError.of(415, "not-supported", "FHIRPath Patch (a Parameters body) is not supported; send a "
-                                                     "JSON Patch with Content-Type: application/json-patch+json.")
+            raise FhirError.of(415, "not-supported", "This server patches with JSON Patch (RFC 6902): send the "
+                                                     "operations array with Content-Type: "
+                                                     "application/json-patch+json. A FHIRPath Patch (a Parameters "
+                                                     "body) is not supported yet.")
+        if content_type == "application/merge-patch+json":
+            raise FhirError.of(415, "not-supported", "JSON Merge Patch is not supported: send a JSON Patch (RFC 6902) "
+                                                     "with Content-Type: application/json-patch+json.")
         raise FhirError.of(415, "not-supported", "PATCH needs Content-Type: application/json-patch+json.")
     if any(hint in content_type for hint in _XML_HINTS):
         raise FhirError.of(415, "not-supported", "FHIR XML is not supported; send JSON with Content-Type: "

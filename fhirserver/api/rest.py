@@ -22,10 +22,10 @@ from .negotiation import check_body_type, response_media_type
 from .operations import capability_operations
 from .responses import prefer_handling, prefer_return, render, render_error
 
-_MUTATING = {"create", "update", "patch", "conditional-update"}
+_MUTATING = {"create", "update", "patch", "conditional-update", "conditional-patch"}
 # SMART permission each write interaction needs (reads and searches check theirs in fhir/interactions).
-WRITE_PERMISSION = {"create": "c", "update": "u", "patch": "u", "conditional-update": "u", "delete": "d",
-                    "conditional-delete": "d"}
+WRITE_PERMISSION = {"create": "c", "update": "u", "patch": "u", "conditional-update": "u", "conditional-patch": "u",
+                    "delete": "d", "conditional-delete": "d"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/<rtype:rtype>/_search", "POST", "search-type"),
     Route("/<rtype:rtype>", "PUT", "conditional-update"),
     Route("/<rtype:rtype>", "DELETE", "conditional-delete"),
+    Route("/<rtype:rtype>", "PATCH", "conditional-patch"),
     Route("/<rtype:rtype>/_history", "GET", "history-type"),
     Route("/<rtype:rtype>/<rid>", "GET", "read"),
     Route("/<rtype:rtype>/<rid>", "PUT", "update"),
@@ -112,6 +113,7 @@ def blueprint(ctx: FhirContext, federation: Any = None) -> Blueprint:
         "search-type": lambda rtype: _search(ctx, federation, rtype),
         "conditional-update": lambda rtype: update.conditional_update(ctx, rtype, _body(), _info(ctx)),
         "conditional-delete": lambda rtype: delete.conditional_delete(ctx, rtype, _info(ctx)),
+        "conditional-patch": lambda rtype: patch.conditional_patch(ctx, rtype, _body(patch_body=True), _info(ctx)),
         "history-type": lambda rtype: history.history(ctx, rtype, None, _info(ctx)),
         "read": lambda rtype, rid: read.read(ctx, rtype, rid, _info(ctx)),
         "update": lambda rtype, rid: update.update(ctx, rtype, rid, _body(), _info(ctx)),

@@ -12,6 +12,7 @@ A batch runs each entry on its own and reports each outcome.
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -308,6 +309,9 @@ def _rewrite_references(ctx: FhirContext, node: Any, references: dict[str, str],
     if not isinstance(node, dict):
         return node
     out = {k: _rewrite_references(ctx, v, references, index) for k, v in node.items()}
+    div = out.get("div")
+    if isinstance(div, str) and "urn:uuid:" in div and out.get("status") is not None:
+        out["div"] = _rewrite_narrative(div, references)  # a Narrative (status + div): its links too
     ref = out.get("reference")
     if isinstance(ref, str):
         if ref in references:
@@ -317,6 +321,15 @@ def _rewrite_references(ctx: FhirContext, node: Any, references: dict[str, str],
         elif ref.startswith("urn:uuid:"):
             raise _entry_error(index, bad_request(f"Reference {ref[:60]} names no entry of this transaction."))
     return out
+
+
+_NARRATIVE_LINK = re.compile(r'(\b(?:href|src)\s*=\s*["\'])(urn:uuid:[0-9a-fA-F-]{36})(["\'])')
+
+
+def _rewrite_narrative(div: str, references: dict[str, str]) -> str:
+    """`<a href="urn:uuid:…">` and `<img src="urn:uuid:…">` in the narrative name the resources the transaction
+    creates; they become their new references as well (R4 http.html#trules: the server SHALL)."""
+    return _NARRATIVE_LINK.sub(lambda m: m.group(1) + references.get(m.group(2), m.group(2)) + m.group(3), div)
 
 
 def _conditional_reference(ctx: FhirContext, ref: str, references: dict[str, str], index: int) -> str:

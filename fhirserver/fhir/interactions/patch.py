@@ -16,6 +16,7 @@ from ..errors import FhirError, bad_request, gone, not_found
 from ..json_format import loads
 from ..validation import is_valid_id
 from ..versioning import parse_etag
+from .conditional import matching, too_many
 from .context import FhirContext, RequestInfo, Result
 from .writing import PreparedResource, check_type, commit
 
@@ -45,15 +46,36 @@ def patch(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, req
     if not is_valid_id(resource_id):
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
 
+    prepared: list[PreparedResource] = []
+
     def make(current: StoredVersion | None, vid: int, ts: str) -> StoredVersion:
         if current is None:
             raise not_found(f"{resource_type}/{resource_id} does not exist.")
         if current.deleted:
             raise gone(f"{resource_type}/{resource_id} was deleted; a patch cannot apply to it.")
-        return apply_patch(ctx, current, operations).version(vid, ts, "PATCH")
+        prepared[:] = [apply_patch(ctx, current, operations)]
+        return prepared[0].version(vid, ts, "PATCH")
 
     _, written = commit(ctx, resource_type, resource_id, make, expected)
-    return Result(status=200, version=written, message=f"Patched {resource_type}/{resource_id}.")
+    # the same answer as an update: the domain rules' warnings and advice come back with a patch too
+    return Result(status=200, version=written, message=f"Patched {resource_type}/{resource_id}.",
+                  warnings=prepared[0].warnings if prepared else [],
+                  advisories=prepared[0].advisories if prepared else [])
+
+
+def conditional_patch(ctx: FhirContext, resource_type: str, body: Any, request: RequestInfo) -> Result:
+    """PATCH [type]?criteria (R4 http.html#patch): the one match is patched; none is 404, several 412."""
+    check_type(resource_type)
+    check_patch_document(body)
+    if not request.query:
+        raise bad_request("A conditional patch needs search criteria in the URL, e.g. "
+                          f"PATCH /fhir/{resource_type}?identifier=system|value.")
+    with matching(ctx, resource_type, list(request.query)) as matches:
+        if len(matches) > 1:
+            raise too_many(resource_type)
+        if not matches:
+            raise not_found(f"The criteria match no {resource_type}; a conditional patch needs exactly one match.")
+        return patch(ctx, resource_type, matches[0].id, body, request)
 
 
 def apply_patch(ctx: FhirContext, current: StoredVersion, operations: list[dict[str, Any]]) -> PreparedResource:
