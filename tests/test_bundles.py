@@ -271,3 +271,22 @@ def test_a_transaction_is_invisible_until_it_commits(http, base):
     seen.append(count())
     assert len(seen) > 1 and set(seen) <= {0, 1000}, sorted(set(seen))
     assert seen[-1] == 1000
+
+
+def test_entries_carry_the_write_rules_warnings_in_their_outcome(http, base):
+    """The same write rules as single requests, with their advice in Bundle.entry.response.outcome: a Patient
+    whose resident ID fails its check is stored and warned, in a transaction (POST, then PATCH) and in a batch."""
+    bad_id = [{"system": ID_SYSTEM, "value": "110105194912310021"}]  # wrong check character
+    for kind in ("transaction", "batch"):
+        answer = send(http, base, tx({"resource": {"resourceType": "Patient", "identifier": bad_id},
+                                      "request": {"method": "POST", "url": "Patient"}}, kind=kind))
+        assert answer.status_code == 200, answer.text
+        entry = answer.json()["entry"][0]["response"]
+        assert entry["status"].startswith("201")
+        assert any("not valid" in i["diagnostics"] for i in entry["outcome"]["issue"]), (kind, entry)
+    pid = answer.json()["entry"][0]["response"]["location"].split("/")[1]
+    ops = base64.b64encode(json.dumps([{"op": "replace", "path": "/identifier", "value": bad_id}]).encode()).decode()
+    patched = send(http, base, tx({"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
+                                                "data": ops}, "request": {"method": "PATCH", "url": f"Patient/{pid}"}}))
+    assert patched.status_code == 200, patched.text
+    assert any("not valid" in i["diagnostics"] for i in patched.json()["entry"][0]["response"]["outcome"]["issue"])

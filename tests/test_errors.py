@@ -129,9 +129,12 @@ def test_trailing_slash_is_not_an_html_redirect(http, base):
     assert response.json()["resourceType"] == "Bundle"
 
 
-def test_search_rejects_unknown_parameters_and_operator_values(http, base):
-    unknown = http.get(f"{base}/Observation?colour=red")
+def test_search_reports_unknown_parameters_and_rejects_operator_values(http, base):
+    unknown = http.get(f"{base}/Observation?colour=red", headers={"Prefer": "handling=strict"})
     assert unknown.status_code == 400 and "colour" in unknown.json()["issue"][0]["diagnostics"]
+    ignored = http.get(f"{base}/Observation?colour=red&_count=1").json()  # by default: ignored, and said so
+    assert any("colour" in e["resource"]["issue"][0]["diagnostics"] for e in ignored["entry"]
+               if e["search"]["mode"] == "outcome")
     ident = unique()
     post(http, base, observation(ident))
     injected = http.get(f"{base}/Observation", params={"identifier": '{"$gt": ""}'})

@@ -57,6 +57,7 @@ class Entry:
     created: bool = False
     result: Result | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Issue] = field(default_factory=list)  # the write rules' warnings and advice for this entry
 
 
 METHOD_PERMISSION = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}  # SMART permission letters
@@ -395,7 +396,9 @@ def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str],
             return None
         return partitioned(ctx, deletion(entry.resource_type, entry.target_id, vid, ts), current)
     if entry.method == "PATCH":
-        return partitioned(ctx, _patched(ctx, entry, current, vid, ts), current)
+        prepared = _patched(ctx, entry, current)
+        entry.warnings = [*prepared.warnings, *prepared.advisories]
+        return partitioned(ctx, prepared.version(vid, ts, "PATCH"), current)
     resource = dict(entry.resource or {})
     if entry.method == "PUT" and entry.resource_id and resource.get("id") != entry.resource_id:
         raise bad_request(f"The resource id ('{str(resource.get('id'))[:64]}') differs from the url's "
@@ -403,21 +406,23 @@ def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str],
     resource = _rewrite_references(ctx, resource, references, entry.index)
     entry.created = current is None or current.deleted
     prepared = PreparedResource(ctx, resource, entry.target_id)
+    entry.warnings = [*prepared.warnings, *prepared.advisories]
     return partitioned(ctx, prepared.version(vid, ts, entry.method), current)
 
 
-def _patched(ctx: FhirContext, entry: Entry, current: StoredVersion | None, vid: int, ts: str) -> StoredVersion:
+def _patched(ctx: FhirContext, entry: Entry, current: StoredVersion | None) -> PreparedResource:
     if current is None or current.deleted or current.text is None:
         raise FhirError.of(404 if current is None else 410, "not-found", f"{entry.resource_type}/{entry.target_id} "
                                                                          f"does not exist or was deleted.")
     operations = patch.check_patch_document(entry.resource)
-    return patch.apply_patch(ctx, current, operations).version(vid, ts, "PATCH")
+    return patch.apply_patch(ctx, current, operations)
 
 
 def _write_result(entry: Entry) -> Result:
     if entry.written is not None:
         status = 201 if entry.created else (204 if entry.written.deleted else 200)
-        return Result(status=status, version=entry.written, location="history" if entry.created else None)
+        return Result(status=status, version=entry.written, location="history" if entry.created else None,
+                      warnings=entry.warnings)
     if entry.noop is not None and entry.method == "POST":
         return Result(status=200, version=entry.noop)
     return Result(status=204, version=entry.noop)
@@ -439,6 +444,8 @@ def _response(entry: Entry, result: Result, base_url: str, prefer_return: str) -
     elif (version is not None and version.text is not None and entry.method != "DELETE"
           and (entry.method == "GET" or prefer_return == "representation")):
         out["resource"] = raw_resource(shown(version))
+    if result.warnings or result.advisories:  # Bundle.entry.response.outcome: this entry's hints and warnings
+        response["outcome"] = operation_outcome([*result.warnings, *result.advisories])
     out["response"] = response
     return out
 
