@@ -84,8 +84,13 @@ def arguments(requests_default: int, out_name: str) -> argparse.Namespace:
     parser.add_argument("--scale", choices=sorted(workload.SCALES), default="small")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=requests_default)
-    parser.add_argument("--out", default=str(ROOT / "bench" / out_name))
-    return parser.parse_args()
+    parser.add_argument("--out", default=None, help=f"default bench/{out_name} at small scale (the published "
+                                                    f"figures), bench/<name>-<scale>.json at any other")
+    args = parser.parse_args()
+    if args.out is None:
+        stem, suffix = out_name.rsplit(".", 1)
+        args.out = str(ROOT / "bench" / (out_name if args.scale == "small" else f"{stem}-{args.scale}.{suffix}"))
+    return args
 
 
 def thread_sessions() -> Callable[[], requests.Session]:

@@ -226,9 +226,20 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        if isinstance(error, NotFound):
+        parts = [p for p in request.path.split("/") if p]
+        if isinstance(error, NotFound) and parts == ["fhir"]:
+            fhir = FhirError.of(404, "not-found", "/fhir is the FHIR base itself, not a resource: read /fhir/metadata "
+                                                  "for what this server offers, or search a type, e.g. "
+                                                  "/fhir/Patient?identifier=<system>|<value>.")
+        elif isinstance(error, NotFound):
             fhir = FhirError.of(404, "not-found", f"No FHIR endpoint at {request.path[:120]}; the FHIR base is "
                                                   f"/fhir (see /fhir/metadata).")
+        elif isinstance(error, MethodNotAllowed) and len(parts) == 3 and parts[0] == "fhir" \
+                and parts[2].startswith("$"):
+            fhir = FhirError.of(404, "not-supported", f"{parts[2][:40]} is not an operation on the {parts[1][:40]} "
+                                                      f"type: run it on one resource, {parts[1][:40]}/<id>/"
+                                                      f"{parts[2][:40]}, or see /fhir/metadata for the operations "
+                                                      f"of each type.")
         elif isinstance(error, MethodNotAllowed):
             allowed = ", ".join(sorted(m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS")))
             fhir = FhirError.of(405, "not-supported", f"{request.method} is not allowed on {request.path[:120]}; "

@@ -128,7 +128,8 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import bundles, owned_bundles
     from .security.principal import bearer_header
 
-    base = (args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir").rstrip("/")
+    port = os.environ.get("FHIRSERVER_PORT") or "8080"
+    base = (args.url or os.environ.get("FHIRSERVER_BASE_URL") or f"http://127.0.0.1:{port}/fhir").rstrip("/")
     loads = [(bearer_header(), bundle) for bundle in bundles()]
     try:
         settings: Settings | None = Settings.from_env()
@@ -190,7 +191,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from .store.audit_log import AuditLog
     from .store.embedded import running_engine_uri
 
-    settings = Settings.from_env(data_dir=args.data_dir)
+    # A local tool reading the store directly: the server's authentication settings do not concern it.
+    settings = Settings.from_env({**os.environ, "FHIRSERVER_AUTH": "off"}, data_dir=args.data_dir)
     uri = settings.mongodb_uri or running_engine_uri(settings.data_dir)
     if not uri:
         log.error("no store: set FHIRSERVER_MONGODB_URI, or run this while the server with --data-dir %s runs",
@@ -260,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     dicom.add_argument("paths", nargs="+", type=Path, help="DICOM files or folders")
     dicom.add_argument("--url", default=None, help="FHIR base URL of the server (default http://127.0.0.1:8080/fhir)")
     demo = sub.add_parser("demo", help="load the demo Sichuan-Chongqing network into a running server")
-    demo.add_argument("--url", default=None, help="FHIR base URL (default http://127.0.0.1:8080/fhir)")
+    demo.add_argument("--url", default=None, help="FHIR base URL (default $FHIRSERVER_BASE_URL, else "
+                                                  "http://127.0.0.1:$FHIRSERVER_PORT/fhir, port 8080 when unset)")
     token = sub.add_parser("token", help="issue a development token (HS256, FHIRSERVER_AUTH_HS256_SECRET)")
     token.add_argument("--subject", default="demo-client", help="sub claim (default demo-client)")
     token.add_argument("--scope", default="system/*.cruds", help="SMART scopes, space-separated")

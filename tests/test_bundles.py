@@ -200,7 +200,7 @@ def test_batch_reports_each_entry_and_keeps_the_good_ones(http, base):
         kind="batch"))
     assert result.status_code == 200
     entries = result.json()["entry"]
-    assert [e["response"]["status"] for e in entries] == ["201 Created", "400", "404", "200 OK"]
+    assert [e["response"]["status"] for e in entries] == ["201 Created", "400 Bad Request", "404 Not Found", "200 OK"]
     assert entries[1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
     assert len(entries[3]["resource"]["entry"]) == 1
 

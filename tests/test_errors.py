@@ -160,3 +160,19 @@ def test_raw_utf8_in_the_url_gets_an_operation_outcome_not_gunicorns_html(base):
     outcome = json.loads(body)
     assert outcome["resourceType"] == "OperationOutcome"
     assert "percent-encoded" in outcome["issue"][0]["diagnostics"]
+
+
+def test_a_newcomers_mistakes_get_one_clear_sentence(http, base):
+    """GET /fhir, a type-level POST of an instance operation, and a bad $statistics date are each told plainly."""
+    root = http.get(base)
+    assert root.status_code == 404 and "/fhir/metadata" in root.json()["issue"][0]["diagnostics"]
+    assert "is the FHIR base itself" in root.json()["issue"][0]["diagnostics"]
+    everything = http.post(f"{base}/Patient/$everything", json={"resourceType": "Parameters"},
+                           headers={"Content-Type": FHIR_JSON})
+    assert everything.status_code == 404, everything.text
+    assert "Patient/<id>/$everything" in everything.json()["issue"][0]["diagnostics"]
+    stats = http.get(f"{base}/$statistics", params={"period-start": "bogus"})
+    assert stats.status_code == 400
+    said = stats.json()["issue"][0]
+    assert "gebogus" not in said["diagnostics"] and "'bogus'" in said["diagnostics"]
+    assert said["expression"] == ["period-start"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..fhir.errors import bad_request
+from ..fhir.errors import FhirError, bad_request
 from ..fhir.interactions.context import FhirContext
 from ..fhir.search.query import Criterion
 from ..fhir.search.values import ValueFormatError
@@ -31,14 +31,16 @@ def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None,
     if ctx.settle_events is not None:
         ctx.settle_events()  # count every event recorded before this request, spooled ones included
     criteria: list[Criterion] = []
-    try:
-        if start:
-            criteria.append(Criterion("date", "date", None, (f"ge{start}",), "period-start"))
-        if end:
-            criteria.append(Criterion("date", "date", None, (f"le{end}",), "period-end"))
-        base_filter = ctx.planner.plan(criteria)
-    except ValueFormatError:
-        raise bad_request("period-start and period-end are FHIR dates, e.g. 2026-01-01.") from None
+    for name, prefix, value in (("period-start", "ge", start), ("period-end", "le", end)):
+        if not value:
+            continue
+        criterion = Criterion("date", "date", None, (f"{prefix}{value}",), name)
+        try:
+            ctx.planner.plan([criterion])
+        except (ValueFormatError, FhirError):  # the planner's own sentence would show its internal prefix
+            raise bad_request(f"{name} is a FHIR date such as 2026-01-01, got {value[:30]!r}.", name) from None
+        criteria.append(criterion)
+    base_filter = ctx.planner.plan(criteria)
     clauses = [base_filter]
     if region:
         if province(region) is None:

@@ -33,7 +33,14 @@ from .search import matching_filter, visible_filter
 from .writing import PreparedResource, after_write, deletion, partitioned
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
-STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
+def _status(code: int) -> str:
+    """Bundle.entry.response.status: the code and its reason phrase, for successes and failures alike."""
+    from http import HTTPStatus
+
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return str(code)
 
 
 @dataclass
@@ -430,7 +437,7 @@ def _write_result(entry: Entry) -> Result:
 
 # -- responses --------------------------------------------------------------------------------------------
 def _response(entry: Entry, result: Result, base_url: str, prefer_return: str) -> dict[str, Any]:
-    response: dict[str, Any] = {"status": STATUS_TEXT.get(result.status, str(result.status))}
+    response: dict[str, Any] = {"status": _status(result.status)}
     out: dict[str, Any] = {}
     version = result.version
     if version is not None:
@@ -451,7 +458,7 @@ def _response(entry: Entry, result: Result, base_url: str, prefer_return: str) -
 
 
 def _error_response(error: FhirError) -> dict[str, Any]:
-    return {"response": {"status": str(error.status), "outcome": operation_outcome(error.issues)}}
+    return {"response": {"status": _status(error.status), "outcome": operation_outcome(error.issues)}}
 
 
 def _response_bundle(kind: str, entries: list[dict[str, Any]]) -> Result:
