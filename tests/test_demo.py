@@ -109,3 +109,17 @@ def test_demo_loads_with_authentication_on_and_the_consent_shows_the_outside_dr(
         assert stored["managingOrganization"] == {"reference": "Organization/demo-network"}
     finally:
         server.stop()
+
+
+def test_demo_follows_the_port_and_audit_verify_needs_no_auth_settings(server):
+    """`make demo` after `make run` on another port; `audit verify` from a shell without the server's settings."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIRSERVER_") or k == "FHIRSERVER_MONGODB_URI"}
+    loaded = subprocess.run([sys.executable, "-m", "fhirserver", "demo"], capture_output=True, text=True, timeout=120,
+                            env={**env, "FHIRSERVER_PORT": str(server.port)})
+    assert loaded.returncode == 0, loaded.stderr
+    verified = subprocess.run([sys.executable, "-m", "fhirserver", "audit", "verify", "--data-dir",
+                               str(server.data_dir)], capture_output=True, text=True, timeout=120,
+                              env={**env, "FHIRSERVER_MONGODB_DB": server.db_name})
+    assert verified.returncode == 0 and "INTACT" in verified.stdout, verified.stdout + verified.stderr
