@@ -17,6 +17,12 @@ log = logging.getLogger("fhirserver")
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
+                                 threads=args.threads)
+    problem = _cannot_serve(settings)
+    if problem:
+        log.error("%s", problem)
+        return 2
     _metrics_folder(args)  # before anything imports prometheus_client
     from gunicorn.app.base import BaseApplication
 
@@ -27,8 +33,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     http_errors.install()
 
-    settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
-                                 threads=args.threads)
     engine: EmbeddedEngine | None = None
     uri = settings.mongodb_uri
     try:
@@ -83,6 +87,48 @@ def _serve(args: argparse.Namespace) -> int:
             engine.stop()
 
 
+def _cannot_serve(settings: Settings) -> str | None:
+    """One sentence for the mistakes that would otherwise end in a traceback or a riddle, checked before anything
+    starts: the port taken, the data folder used by another server, or not a writable folder."""
+    import socket
+
+    from .store.embedded import running_engine_uri
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError:
+            return (f"port {settings.port} on {settings.host} is already in use (another server?); stop it, or "
+                    f"choose another port with --port or FHIRSERVER_PORT")
+    if settings.mongodb_uri:
+        return None
+    folder = settings.data_dir
+    if folder.exists() and not folder.is_dir():
+        return (f"the data folder {folder} is a file, not a folder; choose another with --data-dir or "
+                f"FHIRSERVER_DATA_DIR")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / ".write-test"
+        marker.write_text("", encoding="utf-8")
+        marker.unlink()
+    except OSError as exc:
+        return (f"the data folder {folder} cannot be written ({exc.strerror or exc}); choose another with "
+                f"--data-dir or FHIRSERVER_DATA_DIR")
+    uri = running_engine_uri(folder)
+    if uri:
+        import pymongo
+
+        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=500) as client:
+            try:
+                client.admin.command("ping")
+            except pymongo.errors.PyMongoError:
+                return None  # a state file left by a server that was killed: its engine is gone
+        return (f"another server already uses the data folder {folder} (its embedded engine answers at {uri}); "
+                f"stop it first, or give this one its own --data-dir")
+    return None
+
+
 def _metrics_folder(args: argparse.Namespace) -> None:
     """prometheus_client multiprocess mode: a fresh folder, named before any worker imports the client."""
     import shutil
@@ -103,6 +149,11 @@ def _load(args: argparse.Namespace) -> int:
     except LoadError as exc:
         log.error("load failed: %s", exc)
         return 1
+    except KeyboardInterrupt:
+        log.error("load interrupted: every batch the server answered is stored whole (each is one transaction), "
+                  "the one in flight is stored whole or not at all. Running the same load again is safe for resources "
+                  "with an id (written with PUT: nothing is duplicated); those without one are created again")
+        return 130
     log.info("loaded %d resources into %s", count, url)
     return 0
 

@@ -176,3 +176,40 @@ def test_a_newcomers_mistakes_get_one_clear_sentence(http, base):
     said = stats.json()["issue"][0]
     assert "gebogus" not in said["diagnostics"] and "'bogus'" in said["diagnostics"]
     assert said["expression"] == ["period-start"]
+
+
+def test_start_up_mistakes_get_one_sentence_and_exit_2(server, tmp_path):
+    """The port taken, the data folder used by a running server, a file as data folder, a folder that cannot be
+    created: each is one sentence on stderr and exit code 2, before anything starts, never a traceback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    def serve(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "FHIRSERVER_AUTH": "off"}
+        return subprocess.run([sys.executable, "-m", "fhirserver", "serve", *args], capture_output=True, text=True,
+                              timeout=60, env=env)
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    cases: list[tuple[tuple[str, ...], str]] = [
+        (("--port", str(taken.getsockname()[1]), "--data-dir", str(tmp_path / "d1")), "already in use"),
+        (("--port", str(free_port()), "--data-dir", str(server.data_dir)), "another server already uses"),
+        (("--port", str(free_port()), "--data-dir", str(a_file)), "is a file, not a folder"),
+        (("--port", str(free_port()), "--data-dir", "/proc/no-such/data"), "cannot be written"),
+    ]
+    if os.environ.get("FHIRSERVER_MONGODB_URI"):
+        cases = cases[:1]  # the data folder matters to the embedded engine only
+    try:
+        for args, words in cases:
+            answer = serve(*args)
+            assert answer.returncode == 2, (args, answer.stderr[-2000:])
+            assert words in answer.stderr and "Traceback" not in answer.stderr, answer.stderr[-2000:]
+    finally:
+        taken.close()
