@@ -28,6 +28,7 @@ MAX_PAGES = 5
 MAX_ENTRIES = 500                # per peer and query
 RETRIES = 2
 BACKOFF_S = 0.1
+REFUSAL_MEMORY_S = 600.0  # how long a peer that refused a query form is asked the fallback form directly
 
 
 class PeerFailure(Exception):
@@ -63,6 +64,7 @@ class FederationClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peer")
+        self._refusing: dict[str, float] = {}  # peer address -> until when it is asked the fallback way at once
 
     def search_all(self, peers: list[Peer], queries: list[Query], correlation_id: str,
                    fallback: Fallback | None = None) -> list[PeerAnswer]:
@@ -93,13 +95,16 @@ class FederationClient:
         deadline = started + self.timeout_s
         try:
             for resource_type, params in queries:
+                other = fallback(params) if fallback is not None else None
+                if other is not None and self._refusing.get(peer.address, 0.0) > time.monotonic():
+                    params = other  # it refused this form a moment ago: not asked again for every query
                 try:
                     self._search(peer, resource_type, params, correlation_id, deadline, answer)
                 except PeerRefused:
-                    other = fallback(params) if fallback is not None else None
-                    if other is None:
+                    if other is None or params is other:
                         raise
                     self._search(peer, resource_type, other, correlation_id, deadline, answer)
+                    self._refusing[peer.address] = time.monotonic() + REFUSAL_MEMORY_S
             self.breaker.success(peer.address)
         except PeerFailure as failure:
             self.breaker.failure(peer.address)

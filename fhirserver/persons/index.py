@@ -18,6 +18,7 @@ from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find, with_references
 from ..fhir.json_format import loads
 from ..fhir.local_base import local_bases
+from ..fhir.search.indexer import reference_strings
 from ..store.registry_cache import RegistryCache
 from . import resident_id
 
@@ -234,11 +235,6 @@ def _escaped(token: str) -> str:
 
 def _local(ctx: FhirContext, reference: Any) -> str | None:
     """A link target as "Patient/id" when it names a record here (relative, or absolute with a base this server
-    answers to); None otherwise."""
-    if not isinstance(reference, str):
-        return None
-    for base in local_bases(ctx.settings.base_url):
-        if reference.startswith(base + "/"):
-            reference = reference[len(base) + 1:]
-    parts = reference.split("/")
-    return reference if len(parts) == 2 and parts[0] == "Patient" and parts[1] else None
+    answers to, as the indexer reads references); None otherwise."""
+    forms = reference_strings(reference, local_bases(ctx.settings.base_url))
+    return forms[0] if len(forms) == 2 and forms[0].startswith("Patient/") else None

@@ -120,9 +120,7 @@ class PolicyAccess:
         if not any(s.context == "system" and s.resource_type in ("*", "Patient") and "u" in s.permissions
                    for s in p.scopes):
             return False
-        kept = ("meta", "link")
-        before, after = loads(stored.text), loads(new.text)
-        return {k: v for k, v in before.items() if k not in kept} == {k: v for k, v in after.items() if k not in kept}
+        return _changes_only(loads(stored.text), loads(new.text), ("meta", "link"))
 
     def _patient_decides(self, p: Principal, new: StoredVersion, stored: StoredVersion | None) -> bool:
         """The patient's own token accepts, declines or revokes a Consent about them (its status), nothing else;
@@ -133,8 +131,7 @@ class PolicyAccess:
         before, after = loads(stored.text), loads(new.text)
         if (after.get("patient") or {}).get("reference") not in self.persons.records(self._ctx, p.patient):
             return False
-        kept = ("meta", "status", "extension")
-        return {k: v for k, v in before.items() if k not in kept} == {k: v for k, v in after.items() if k not in kept}
+        return _changes_only(before, after, ("meta", "status", "extension"))
 
     def lacks_consent(self, patient: str) -> bool:
         p = current()
@@ -225,6 +222,12 @@ class PolicyAccess:
     def _ctx(self) -> FhirContext:
         assert self.ctx is not None, "PolicyAccess.bind(ctx) was not called"
         return self.ctx
+
+
+def _changes_only(before: dict[str, Any], after: dict[str, Any], elements: tuple[str, ...]) -> bool:
+    """Whether a new version differs from the stored one in these top-level elements at most."""
+    return ({k: v for k, v in before.items() if k not in elements}
+            == {k: v for k, v in after.items() if k not in elements})
 
 
 def _now_ms() -> float:
