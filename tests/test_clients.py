@@ -1,5 +1,5 @@
 """A third-party FHIR client (fhirpy, as an EMR vendor would use it) against the person features: two hospitals'
-records of one person, an absolute subject reference, Patient $match and $everything."""
+records of one person, an absolute subject reference, Patient $match and $everything; its conditional create."""
 
 from __future__ import annotations
 
@@ -34,3 +34,15 @@ def test_fhirpy_sees_one_person_across_two_records(base):
     everything = client.execute(f"Patient/{second.id}/$everything", method="get",
                                 params={"_type": "DiagnosticReport"})
     assert [e["resource"]["id"] for e in everything["entry"]] == [report.id]
+
+
+def test_fhirpy_get_or_create_creates_once(base):
+    """fhirpy's conditional create sends the criteria in the POST's query: the second call finds the first record."""
+    client = SyncFHIRClient(base)
+    mrn = f"MRN-{uuid.uuid4().hex[:8]}"
+    patient = client.resource("Patient", identifier=[{"system": "urn:oid:2.16.156.10011.1.99.h1", "value": mrn}])
+    search = client.resources("Patient").search(identifier=f"urn:oid:2.16.156.10011.1.99.h1|{mrn}")
+    first, created = search.get_or_create(patient)
+    again, created_again = search.get_or_create(patient)
+    assert created and not created_again and first.id == again.id
+    assert len(search.fetch_all()) == 1
