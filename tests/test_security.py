@@ -217,18 +217,29 @@ def _consent(patient: str, state: str, organization: str = "Organization/sec-b")
     return base
 
 
-def _care_at_b(server: ServerProcess, a_patient: str) -> str:
-    """B's own record of A's patient (linked to A's) and B's order for them: the care relationship a consent
-    recorded at B needs. Returns B's record."""
+def _care_at_b(server: ServerProcess, a_patient: str, confirmed: bool = True) -> str:
+    """B's own record of A's patient (linked to A's; A links back, confirming, unless told not to) and B's order
+    for them: the care relationship a consent recorded at B needs. Returns B's record."""
     writer_b = hs(server, scope="system/*.cruds", organization="Organization/sec-b")
     b_pid = f"{a_patient}-at-b"
     record = {"resourceType": "Patient", "id": b_pid, "managingOrganization": {"reference": "Organization/sec-b"},
               "link": [{"other": {"reference": f"Patient/{a_patient}"}, "type": "seealso"}]}
     assert call(server, "PUT", f"/Patient/{b_pid}", writer_b, record).status_code == 201
+    if confirmed:
+        _link(server, a_patient, b_pid, hs(server, scope="system/*.cruds", organization="Organization/sec-a"))
     order = {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "code": {"text": "血常规"},
              "subject": {"reference": f"Patient/{b_pid}"}, "requester": {"reference": "Organization/sec-b"}}
     assert call(server, "POST", "/ServiceRequest", writer_b, order).status_code == 201
     return b_pid
+
+
+def _link(server: ServerProcess, record: str, other: str, token: str) -> None:
+    """The record's owner (or the steward) adds a seealso link from `record` to `other` with a JSON Patch."""
+    patch = [{"op": "add", "path": "/link", "value": [{"other": {"reference": f"Patient/{other}"},
+                                                       "type": "seealso"}]}]
+    linked = requests.patch(f"{server.base}/Patient/{record}", data=json.dumps(patch), timeout=30, headers={
+        "Content-Type": "application/json-patch+json", "Authorization": f"Bearer {token}"})
+    assert linked.status_code == 200, linked.text
 
 
 @pytest.fixture(scope="module")
@@ -730,7 +741,31 @@ def test_a_platform_steward_links_any_hospitals_records_and_changes_nothing_else
     assert linked.status_code == 200, linked.text
     assert call(server, "GET", f"/Patient/{b_pid}", writer_b).json()["link"][0]["other"]["reference"] \
         == f"Patient/{a_pid}"
-    assert records_of_a() == {a_pid, b_pid}  # B's record is now part of the person
+    assert records_of_a() == {a_pid}  # one side of a link between two hospitals' records is not yet a person
+    _link(server, a_pid, b_pid, steward)
+    assert records_of_a() == {a_pid, b_pid}  # both sides: B's record is now part of the person
+
+
+def test_a_hospital_cannot_pull_another_hospitals_record_into_its_patient_by_a_link(
+        secure: tuple[ServerProcess, Keys]) -> None:
+    """B keeps a record of its own, links it one-sidedly to A's patient, has an order and its doctor's attested
+    consent: all B's own doing. The consent is stored, but it covers only B's record: A's report stays hidden
+    until A confirms the link (links back); then the consent covers the person and B sees the report."""
+    server, _ = secure
+    admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    pid = f"pull-{uuid.uuid4().hex[:6]}"
+    assert call(server, "PUT", f"/Patient/{pid}", admin, {
+        "resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
+    ).status_code == 201
+    rid = call(server, "POST", "/DiagnosticReport", admin, {
+        "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "胸部CT"},
+        "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-a"}]}).json()["id"]
+    b_pid = _care_at_b(server, pid, confirmed=False)
+    assert call(server, "POST", "/Consent", doctor_b, _consent(f"Patient/{b_pid}", "permit-b")).status_code == 201
+    assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 404
+    _link(server, pid, b_pid, admin)  # A confirms: the two records are one person
+    assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 200
 
 
 def test_a_consent_is_captured_only_when_narrow_with_care_and_attested(secure: tuple[ServerProcess, Keys]) -> None:

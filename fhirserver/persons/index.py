@@ -4,7 +4,10 @@ Two records are the same person when they share a value of a configured identity
 (FHIRSERVER_IDENTITY_SYSTEMS; the national resident ID by default), or when one links the other explicitly
 (`Patient.link`: seealso, replaced-by, replaces, refer). A resident ID links only when it passes GB 11643 (its
 check character) and agrees with the record's own birthDate and gender; and a person never spans two different
-resident IDs. The index is derived from what is stored (the identifier and link search fields, written with
+resident IDs. A link between records of two different hospitals (managingOrganization) counts only when confirmed:
+each record links the other (each owner, or the platform's record steward for both, wrote its side). One hospital
+alone cannot pull another hospital's record into its patient's person, which would carry its consents there.
+The index is derived from what is stored (the identifier and link search fields, written with
 every version), so it is current after every write: there is nothing else to keep in step.
 """
 
@@ -147,7 +150,7 @@ class PersonIndex:
         linking = self._linking(ctx)
         level = [reference]
         while level and len(found) < MAX_RECORDS:
-            candidates: list[tuple[str, str]] = []
+            candidates: list[tuple[str, str, str]] = []  # (record, what ties it, the record it was reached from)
             new_tokens: set[str] = set()
             for current in level:
                 record = self._load(ctx, current, loaded)
@@ -159,7 +162,7 @@ class PersonIndex:
                 for link in record.get("link") or []:
                     other = _local(ctx, ((link or {}).get("other") or {}).get("reference"))
                     if (link or {}).get("type") in LINK_TYPES and other is not None:
-                        candidates.append((other, f"link:{link['type']}"))
+                        candidates.append((other, f"link:{link['type']}", current))
             searched |= new_tokens
             if new_tokens:
                 for version in find(ctx, "Patient", [("identifier", ",".join(sorted(_escaped(t) for t in new_tokens)))],
@@ -167,20 +170,26 @@ class PersonIndex:
                     ref = f"Patient/{version.id}"
                     loaded.setdefault(ref, loads(version.text) if version.text else None)
                     shared = sorted(new_tokens & set(self.identities(loaded[ref] or {})[0]))
-                    candidates.append((ref, shared[0] if shared else "unlinked"))
+                    candidates.append((ref, shared[0] if shared else "unlinked", ""))
             if linking is None:
                 for version in find(ctx, "Patient", [("link", ",".join(level))], MAX_RECORDS):
                     loaded.setdefault(f"Patient/{version.id}", loads(version.text) if version.text else None)
-                    candidates.append((f"Patient/{version.id}", "link:from"))
+                    record = loaded[f"Patient/{version.id}"] or {}
+                    candidates += [(f"Patient/{version.id}", "link:from", current) for current in level
+                                   if current in _link_targets(ctx, record)]
             else:
-                candidates += [(source, "link:from") for current in level for source in linking.get(current, ())]
+                candidates += [(source, "link:from", current) for current in level
+                               for source in linking.get(current, ())]
             level = []
-            for candidate, via in sorted(set(candidates)):
+            for candidate, via, origin in sorted(set(candidates)):
                 if candidate in found or via == "unlinked" or len(found) >= MAX_RECORDS:
                     continue  # "unlinked": it carries the value, but the value does not link it (invalid, contradicted)
                 other_record = self._load(ctx, candidate, loaded)
                 if other_record is None:
                     continue
+                if via.startswith("link:") and not _confirmed(ctx, origin, self._load(ctx, origin, loaded) or {},
+                                                              candidate, other_record):
+                    continue  # one hospital's word about another hospital's record
                 other_resident = {t for t in self.identities(other_record)[0] if t.startswith(resident_id.SYSTEM + "|")}
                 if resident and other_resident and not other_resident <= resident:
                     continue  # never one person across two different resident IDs
@@ -213,6 +222,29 @@ class PersonIndex:
             version = ctx.store.versions.read_current("Patient", reference.split("/", 1)[1])
             loaded[reference] = loads(version.text) if version is not None and version.text else None
         return loaded[reference]
+
+
+def _link_targets(ctx: FhirContext, record: dict[str, Any]) -> set[str]:
+    """The local records this record links explicitly (any of LINK_TYPES)."""
+    targets = set()
+    for link in record.get("link") or []:
+        other = _local(ctx, ((link or {}).get("other") or {}).get("reference")) if isinstance(link, dict) else None
+        if other is not None and link.get("type") in LINK_TYPES:
+            targets.add(other)
+    return targets
+
+
+def _confirmed(ctx: FhirContext, a: str, a_record: dict[str, Any], b: str, b_record: dict[str, Any]) -> bool:
+    """A link between two records counts when one hospital keeps both (the same managingOrganization, or none on
+    either: a merge of its own duplicates), or when each record links the other: the other owner confirmed it."""
+    if _custodian(a_record) == _custodian(b_record):
+        return True
+    return b in _link_targets(ctx, a_record) and a in _link_targets(ctx, b_record)
+
+
+def _custodian(record: dict[str, Any]) -> str | None:
+    organization = record.get("managingOrganization")
+    return organization.get("reference") if isinstance(organization, dict) else None
 
 
 def _contradictions(patient: dict[str, Any], parsed: resident_id.ResidentId) -> list[str]:
