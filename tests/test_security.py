@@ -873,3 +873,98 @@ def test_in_patient_mode_the_patients_own_token_confirms_and_revokes(tmp_path: P
         assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 404
     finally:
         server.stop()
+
+
+def _settle(server: ServerProcess) -> None:
+    with pymongo.MongoClient(server.mongo_uri()) as client:
+        audit_settled(client[server.db_name])
+
+
+def test_the_owning_hospital_and_the_patient_see_the_consent_and_every_look_it_enabled(
+        secure: tuple[ServerProcess, Keys]) -> None:
+    """B records, with A's patient, a consent to look (at B, on B's record of the person). A keeps the person's
+    results: A sees that consent (by id, and through the person's $everything), a hospital without a record of the
+    person does not. When B then reads A's report, the AuditEvent names the Consent as its policy and A as the
+    custodian, so A finds it by searching its own audit; the patient's own token sees the consent and the event."""
+    server, _ = secure
+    admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    doctor_a = hs(server, scope="user/*.rs", organization="Organization/sec-a", fhirUser="Practitioner/doc-a")
+    doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    doctor_c = hs(server, scope="user/*.rs", organization="Organization/sec-c", fhirUser="Practitioner/doc-c")
+    pid = f"own-{uuid.uuid4().hex[:6]}"
+    assert call(server, "PUT", f"/Patient/{pid}", admin, {
+        "resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
+    ).status_code == 201
+    rid = call(server, "POST", "/DiagnosticReport", admin, {
+        "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "胸部CT"},
+        "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-a"}]}).json()["id"]
+    b_pid = _care_at_b(server, pid)
+    cid = call(server, "POST", "/Consent", doctor_b, _consent(f"Patient/{b_pid}", "permit-b")).json()["id"]
+
+    assert call(server, "GET", f"/Consent/{cid}", doctor_a).status_code == 200
+    everything = call(server, "GET", f"/Patient/{pid}/$everything?_type=Consent", doctor_a)
+    assert everything.status_code == 200, everything.text
+    assert cid in {e["resource"]["id"] for e in everything.json().get("entry", [])}
+    assert call(server, "GET", f"/Consent/{cid}", doctor_c).status_code == 404
+    assert cid not in call(server, "GET", f"/Consent?patient=Patient/{b_pid}", doctor_c).text
+    patient_app = hs(server, scope="patient/*.rs", organization=None, patient=f"Patient/{pid}")
+    mine = call(server, "GET", "/Consent", patient_app)
+    assert mine.status_code == 200 and cid in {e["resource"]["id"] for e in mine.json().get("entry", [])}, mine.text
+
+    assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 200
+    _settle(server)
+    looks = call(server, "GET", f"/AuditEvent?entity=Consent/{cid}", doctor_a)
+    assert looks.status_code == 200, looks.text
+    events = [e["resource"] for e in looks.json().get("entry", [])]
+    read = [e for e in events if any(x.get("what", {}).get("reference") == f"DiagnosticReport/{rid}"
+                                     for x in e.get("entity", []))]
+    assert len(read) == 1, events
+    requestor = next(a for a in read[0]["agent"] if a.get("requestor"))
+    assert requestor["who"] == {"reference": "Practitioner/doc-b"}
+    assert requestor["policy"] == [f"{server.base}/Consent/{cid}"]
+    custodian = [a for a in read[0]["agent"] if a.get("type", {}).get("coding", [{}])[0].get("code") == "CST"]
+    assert [a["who"] for a in custodian] == [{"reference": "Organization/sec-a"}]
+    seen_by_patient = call(server, "GET", f"/AuditEvent?entity=DiagnosticReport/{rid}", patient_app)
+    assert read[0]["id"] in {e["resource"]["id"] for e in seen_by_patient.json().get("entry", [])}
+    assert call(server, "GET", f"/AuditEvent/{read[0]['id']}", doctor_c).status_code == 404
+
+
+def test_a_visit_registered_ordered_and_consented_in_one_transaction_is_captured(
+        secure: tuple[ServerProcess, Keys]) -> None:
+    """B's doctor sends one transaction: B's new record of A's patient (linked to A's), B's order for them, and the
+    patient's consent. The order and the record arrive in the same Bundle; the consent is captured.
+    Without the order in the Bundle, the same consent is refused and nothing of the Bundle is stored."""
+    server, _ = secure
+    admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
+    pid = f"visit-{uuid.uuid4().hex[:6]}"
+    assert call(server, "PUT", f"/Patient/{pid}", admin, {
+        "resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
+    ).status_code == 201
+
+    def visit(with_order: bool) -> requests.Response:
+        record, order = f"urn:uuid:{uuid.uuid4()}", f"urn:uuid:{uuid.uuid4()}"
+        entries = [{"fullUrl": record, "resource": {
+            "resourceType": "Patient", "managingOrganization": {"reference": "Organization/sec-b"},
+            "link": [{"other": {"reference": f"Patient/{pid}"}, "type": "seealso"}]},
+            "request": {"method": "POST", "url": "Patient"}}]
+        consent = _consent(record, "permit-b")
+        entries.append({"resource": consent, "request": {"method": "POST", "url": "Consent"}})
+        if with_order:
+            entries.append({"fullUrl": order, "resource": {
+                "resourceType": "ServiceRequest", "status": "active", "intent": "order", "code": {"text": "胸部CT"},
+                "subject": {"reference": record}, "requester": {"reference": "Organization/sec-b"}},
+                "request": {"method": "POST", "url": "ServiceRequest"}})
+        return call(server, "POST", "", doctor_b, {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+
+    before = call(server, "GET", "/Patient?organization=Organization/sec-b&_summary=count", doctor_b).json()["total"]
+    refused = visit(with_order=False)
+    assert refused.status_code == 403 and "has no order" in refused.text, refused.text
+    assert call(server, "GET", "/Patient?organization=Organization/sec-b&_summary=count",
+                doctor_b).json()["total"] == before
+    accepted = visit(with_order=True)
+    assert accepted.status_code == 200, accepted.text
+    consent_url = accepted.json()["entry"][1]["response"]["location"]
+    stored = call(server, "GET", "/Consent/" + consent_url.split("Consent/", 1)[1].split("/")[0], doctor_b).json()
+    assert {e["url"].rsplit("/", 1)[1]: e.get("valueCode") for e in stored["extension"]}["hr-consent-capture"] \
+        == "attested"

@@ -83,7 +83,7 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
         """A study is visible as its ImagingStudy is (owner, consent, break-the-glass: security/access.py)."""
         version = ctx.store.versions.read_current("ImagingStudy", study_uid)
         if version is None:  # instances without a study record: only for callers who see everything
-            return ctx.access.search_filter("ImagingStudy") is None
+            return ctx.access.search_filter("ImagingStudy", []) is None
         return bool(ctx.access.disclose([version]))
 
     def fhir_base() -> str:

@@ -46,6 +46,11 @@ AUDIT_TYPE = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type"
               "display": "RESTful Operation"}
 INTERACTION = "http://hl7.org/fhir/restful-interaction"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+# the other hospital whose data a request disclosed (v3 ParticipationType CST), so the event is its to search too
+CUSTODIAN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "CST",
+                         "display": "custodian"}]}
+SECURITY_RESOURCE = {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "13",
+                     "display": "Security Resource"}  # the Consent a disclosure was made under
 
 
 class RateLimiter:
@@ -246,9 +251,13 @@ def audit_event(settings: Settings, p: Principal, kind: tuple[str, str], status:
     if p.break_glass:
         agent["purposeOfUse"] = [{"coding": [{"system": ACT_REASON, "code": "BTG", "display": "break the glass"}],
                                   "text": p.break_glass}]
+    if p.grounds:  # the consents the disclosures were made under (security/access.py)
+        agent["policy"] = [f"{settings.base_url or ''}/Consent/{cid}".lstrip("/") for cid in sorted(p.grounds)]
     agents = [agent]
     if p.organization:
         agents.append({"who": {"reference": p.organization}, "requestor": False})
+    for custodian in sorted(p.custodians - {p.organization})[:MAX_ENTITIES]:
+        agents.append({"type": CUSTODIAN, "who": {"reference": custodian}, "requestor": False})
     entities: list[dict[str, Any]] = []
     if request.query_string and interaction in ("search-type", "operation", "history-type"):
         entities.append({"type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
@@ -260,6 +269,8 @@ def audit_event(settings: Settings, p: Principal, kind: tuple[str, str], status:
     for reference in list(dict.fromkeys(p.touched))[:MAX_ENTITIES]:
         if reference not in p.patients:
             entities.append({"what": {"reference": reference}})
+    for cid in sorted(p.grounds)[:MAX_ENTITIES]:
+        entities.append({"what": {"reference": f"Consent/{cid}"}, "role": SECURITY_RESOURCE})
     event: dict[str, Any] = {
         "resourceType": "AuditEvent", "id": str(uuid.uuid4()),
         "extension": [{"url": f"{canonical}/StructureDefinition/hr-correlation-id", "valueString": p.correlation_id}],

@@ -14,7 +14,7 @@ from typing import Any
 from ..fhir.bundles import decode_cursor, encode_cursor, new_bundle, page_url, raw_resource
 from ..fhir.errors import bad_request
 from ..fhir.interactions.context import FhirContext
-from ..fhir.interactions.search import matching_filter, visible_filter
+from ..fhir.interactions.search import restricted_filter
 from ..fhir.resource_types import SUPPORTED_TYPES
 from ..store.records import StoredVersion
 from .index import PersonIndex
@@ -89,5 +89,5 @@ def _dates(ctx: FhirContext, rtype: str, inputs: dict[str, Any]) -> list[tuple[s
 
 def _visible(ctx: FhirContext, rtype: str, pairs: list[tuple[str, str]]) -> list[StoredVersion]:
     query = ctx.parser.parse(rtype, pairs, criteria_only=True)
-    restricted = visible_filter(ctx, rtype, matching_filter(ctx, rtype, query.criteria))
+    restricted = restricted_filter(ctx, rtype, query.criteria)
     return ctx.store.search.find_current(rtype, restricted, EVERYTHING_LIMIT)

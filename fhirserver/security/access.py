@@ -6,6 +6,11 @@ patient data it may see; only owners write.
 - Patient data (types in the Patient compartment, and Patient): another organization sees it only while an
   active Consent of that patient permits it (security/consent.py), or under break-the-glass (audited).
   A patient-context token sees only its patient's compartment.
+- What is about the patient's privacy (PERSON_WIDE: Consent, AuditEvent) a patient-context token sees for every
+  record of its person; and a Consent is also visible to every hospital keeping a record of that person (the
+  custodians of the data it opens), when they ask about a patient (`Consent?patient=` or `person=`).
+- Every disclosure made under a consent names that Consent in the audit, and the other organizations whose data
+  was disclosed (consent or break-the-glass) are agents of the event, so each can search who looked at its data.
 - Types without an owner parameter (Organization, Practitioner, ...) are readable by every authenticated
   caller and writable only by platform backends (system scopes).
 - What a caller may not see is answered exactly like what does not exist.
@@ -23,6 +28,7 @@ from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
 from ..fhir.search.compartments import Compartments
+from ..fhir.search.query import Criterion
 from ..persons.index import PersonIndex
 from ..store.indexes import index_field
 from ..store.records import StoredVersion
@@ -33,6 +39,9 @@ from .scopes import grants
 OWNER = "owner"
 NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 MAX_CONSENTS = 20_000
+PERSON_WIDE = frozenset({"Consent", "AuditEvent"})  # a patient sees these for all of the person's records
+CUSTODIAN_VISIBLE = frozenset({"Consent"})  # also visible to every hospital keeping a record of the person
+MAX_ASKED = 50  # patients named by one query that the custodian rule looks at
 
 
 class PolicyAccess:
@@ -59,16 +68,21 @@ class PolicyAccess:
                                                  f"{resource_type} (a scope such as user/{resource_type}."
                                                  f"{permission} is needed).")
 
-    def search_filter(self, resource_type: str) -> dict[str, Any] | None:
+    def search_filter(self, resource_type: str, criteria: list[Criterion]) -> dict[str, Any] | None:
         p = current()
         if p is None or p.unrestricted or not self.is_patient_data(resource_type) or p.break_glass:
             return None
         if p.patient:
-            return self._members(resource_type, [p.patient])
+            return self._members(resource_type, self._patient_records(p, resource_type))
         clauses = [{index_field(OWNER): {"$in": p.owners}}] if p.owners and resource_type in self.owned_types else []
         permitted = self._consenting_patients(p, resource_type)
         if permitted:
             clauses.append(self._members(resource_type, permitted))
+        if resource_type in CUSTODIAN_VISIBLE:
+            held = [record for patient in self._asked_patients(resource_type, criteria) if self._holds(p, patient)
+                    for record in self.persons.records(self._ctx, patient)]
+            if held:
+                clauses.append(self._members(resource_type, sorted(set(held))))
         if not clauses:
             return {"_id": {"$in": []}}
         return clauses[0] if len(clauses) == 1 else {"$or": clauses}
@@ -82,7 +96,22 @@ class PolicyAccess:
         for version in shown:
             p.touched.append(f"{version.resource_type}/{version.id}")
             p.patients.update(self.patients_of(version))
+            self._record_grounds(p, version)
         return shown
+
+    def _record_grounds(self, p: Principal, version: StoredVersion) -> None:
+        """What the audit says about a disclosure of another organization's patient data: whose it was, and the
+        Consents it was made under (none under break-the-glass, which the event states itself)."""
+        if p.unrestricted or p.patient or not self.is_patient_data(version.resource_type) \
+                or version.resource_type in CUSTODIAN_VISIBLE:
+            return
+        owners = self.owners_of(version)
+        if set(owners) & set(p.owners):
+            return
+        p.custodians.update(o for o in owners if o.startswith("Organization/"))
+        if not p.break_glass:
+            for patient in self.patients_of(version):
+                p.grounds.update(self._consents_to(p, patient, version.resource_type))
 
     def check_write(self, new: StoredVersion, current_version: StoredVersion | None) -> None:
         p = current()
@@ -153,8 +182,10 @@ class PolicyAccess:
             version = prior if prior is not None else version
         patients = self.patients_of(version)
         if p.patient:
-            return p.patient in patients
+            return bool(patients & set(self._patient_records(p, rtype)))
         if set(self.owners_of(version)) & set(p.owners):
+            return True
+        if rtype in CUSTODIAN_VISIBLE and any(self._holds(p, patient) for patient in patients):
             return True
         return any(self._consents_to(p, patient, rtype) for patient in patients)
 
@@ -184,13 +215,36 @@ class PolicyAccess:
             p.region = self.region_of(p.organization) or ""
         return Requester(p.organization, p.region or None)
 
-    def _consents_to(self, p: Principal, patient: str, resource_type: str) -> bool:
+    def _consents_to(self, p: Principal, patient: str, resource_type: str) -> tuple[str, ...]:
+        """The Consents (ids) that let the caller see this type of the patient's person now; empty: none does."""
         key = f"{patient} {resource_type}"
         if key not in p.consent_cache:
             records = ",".join(self.persons.records(self._ctx, patient))
             consents = [loads(v.text) for v in find(self._ctx, "Consent", [("patient", records)], 200) if v.text]
-            p.consent_cache[key] = self.consents.decide(consents, self._requester(p), resource_type, _now_ms())
+            p.consent_cache[key] = self.consents.permitting(consents, self._requester(p), resource_type, _now_ms())
         return p.consent_cache[key]
+
+    def _holds(self, p: Principal, patient: str) -> bool:
+        """Whether the caller's organization keeps a record of the patient's person (it is a custodian of it)."""
+        if patient not in p.holds_cache:
+            ids = [r.split("/", 1)[1] for r in self.persons.records(self._ctx, patient) if r.startswith("Patient/")]
+            p.holds_cache[patient] = bool(p.owners and ids and find(
+                self._ctx, "Patient", [("_id", ",".join(ids)), (OWNER, ",".join(p.owners))], 1))
+        return p.holds_cache[patient]
+
+    def _patient_records(self, p: Principal, resource_type: str) -> list[str]:
+        """The records a patient-context token sees this type for: its own, or the person's (PERSON_WIDE)."""
+        assert p.patient is not None
+        return self.persons.records(self._ctx, p.patient) if resource_type in PERSON_WIDE else [p.patient]
+
+    def _asked_patients(self, resource_type: str, criteria: list[Criterion]) -> list[str]:
+        """The patients a query names through the type's Patient-compartment parameters (person= resolves to them)."""
+        params = set(self.compartments.parameters("Patient", resource_type))
+        asked: list[str] = []
+        for c in criteria:
+            if c.code in params and c.modifier in (None, "Patient") and not c.chain and c.has is None:
+                asked += [v if "/" in v else f"Patient/{v}" for v in c.values]
+        return [a for a in dict.fromkeys(asked) if a.startswith("Patient/")][:MAX_ASKED]
 
     def _consenting_patients(self, p: Principal, resource_type: str) -> list[str]:
         by_patient: dict[str, list[dict[str, Any]]] = {}

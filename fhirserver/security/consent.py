@@ -32,16 +32,22 @@ class ConsentEvaluator:
         self.capture_url = capture_url  # a permit counts only from a consent stamped captured (consent_capture.py)
 
     def decide(self, consents: Iterable[dict[str, Any]], who: Requester, resource_type: str, now_ms: float) -> bool:
-        outcomes = []
+        return bool(self.permitting(consents, who, resource_type, now_ms))
+
+    def permitting(self, consents: Iterable[dict[str, Any]], who: Requester, resource_type: str,
+                   now_ms: float) -> tuple[str, ...]:
+        """The ids of the consents whose permit lets `who` see the type now (empty: no access); the audit names
+        them as the policy each disclosure was made under."""
+        permits: list[str] = []
         for consent in consents:
             if not self.is_privacy_consent(consent):
                 continue
             outcome = self._provision(consent.get("provision") or {}, who, resource_type, now_ms, root=True)
-            if outcome == "permit" and not self.captured(consent):
-                outcome = None  # a permit nobody confirmed with the patient grants nothing; a deny always counts
-            outcomes.append(outcome)
-        decided = [o for o in outcomes if o is not None]
-        return bool(decided) and "deny" not in decided
+            if outcome == "deny":
+                return ()
+            if outcome == "permit" and self.captured(consent):  # a permit nobody confirmed grants nothing
+                permits.append(str(consent.get("id", "")))
+        return tuple(permits)
 
     def captured(self, consent: dict[str, Any]) -> bool:
         return self.capture_url is None or any(

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from ..fhir.errors import FhirError, Issue
+from ..fhir.interactions import in_flight
 from ..fhir.interactions.context import FhirContext
 from ..fhir.interactions.search import find
 from ..fhir.search.values import date_range
@@ -122,18 +123,25 @@ class ConsentCapture:
         return {"start": period["start"], "end": period["end"]}
 
     def _check_care(self, ctx: FhirContext, p: Principal, resource: dict[str, Any]) -> None:
-        """The recording organization keeps its own record of the person and an order for them in the period."""
+        """The recording organization keeps its own record of the person and an order for them in the period,
+        stored or arriving in the same transaction Bundle (a visit registered, ordered and consented at once)."""
         subject = (resource.get("patient") or {}).get("reference")
         records = self.persons.records(ctx, subject) if isinstance(subject, str) else []
         ids = [r.split("/", 1)[1] for r in records if r.startswith("Patient/")]
         owners = ",".join(p.owners)
-        if not ids or not find(ctx, "Patient", [("_id", ",".join(ids)), ("owner", owners)], 1):
+        arriving = [f"Patient/{r['id']}" for r in in_flight.resources("Patient")
+                    if (r.get("managingOrganization") or {}).get("reference") in p.owners]
+        if subject not in arriving and (not ids or not find(ctx, "Patient", [("_id", ",".join(ids)),
+                                                                              ("owner", owners)], 1)):
             raise _refused(f"{p.organization} has no record of this patient (a Patient it manages that is the "
                            f"same person): a hospital records consent only for its own patients.", "Consent.patient")
         start = date_range(resource["provision"]["period"]["start"], self.zone).lo - DAY_MS
         since = datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if not find(ctx, "ServiceRequest", [("patient", ",".join(records)), ("owner", owners),
-                                            ("_lastUpdated", f"ge{since}")], 1):
+        ordered = any((r.get("subject") or {}).get("reference") in {*records, subject}
+                      and (r.get("requester") or {}).get("reference") in p.owners
+                      for r in in_flight.resources("ServiceRequest"))
+        if not ordered and not find(ctx, "ServiceRequest", [("patient", ",".join(records)), ("owner", owners),
+                                                            ("_lastUpdated", f"ge{since}")], 1):
             raise _refused(f"{p.organization} has no order (ServiceRequest) for this patient in the consent's "
                            f"period: consent to look at other hospitals' results is taken for a visit, with the "
                            f"order that needs them.", "Consent.patient")

@@ -28,7 +28,10 @@ class Principal:
     correlation_id: str = ""
     touched: list[str] = field(default_factory=list)      # resources disclosed or written, for the audit
     patients: set[str] = field(default_factory=set)       # patients those resources belong to
-    consent_cache: dict[str, bool] = field(default_factory=dict)
+    consent_cache: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "patient type" -> permitting consents
+    holds_cache: dict[str, bool] = field(default_factory=dict)  # patient -> the caller keeps a record of the person
+    grounds: set[str] = field(default_factory=set)      # Consents that let the disclosures happen, for the audit
+    custodians: set[str] = field(default_factory=set)   # the other organizations whose data was disclosed
 
     @property
     def owners(self) -> list[str]:

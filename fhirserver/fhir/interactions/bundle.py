@@ -27,9 +27,9 @@ from ..resource_types import is_supported
 from ..search.query import criteria_key
 from ..validation import is_valid_id
 from ..versioning import etag, next_timestamp, parse_etag
-from . import create, delete, patch, read, search, update
+from . import create, delete, in_flight, patch, read, search, update
 from .context import FhirContext, RequestInfo, Result
-from .search import matching_filter, visible_filter
+from .search import restricted_filter
 from .writing import PreparedResource, after_write, deletion, partitioned
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -216,7 +216,8 @@ def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, p
                                                        for e in writes if e.resource_id}
         with ctx.store.locks.exclusive(*(k for k in keys if k), wait_s=60):
             references = _resolve_targets(ctx, writes)
-            versions = _prepare(ctx, writes, references)
+            with in_flight.transaction(lambda rtype: _in_flight(ctx, writes, references, rtype)):
+                versions = _prepare(ctx, writes, references)
             try:
                 ctx.store.versions.write_all(versions)
             except VersionConflict:
@@ -235,6 +236,18 @@ def _transaction(ctx: FhirContext, entries: list[Entry], request: RequestInfo, p
                 raise _entry_error(entry.index, error) from None
     responses = [_response(e, e.result or _write_result(e), request.base_url, prefer_return) for e in entries]
     return _response_bundle("transaction-response", responses)
+
+
+def _in_flight(ctx: FhirContext, writes: list[Entry], references: dict[str, str],
+               resource_type: str) -> list[dict[str, Any]]:
+    """The resources of one type this transaction creates or replaces, with ids and references as stored."""
+    out = []
+    for entry in writes:
+        if entry.method in ("POST", "PUT") and entry.resource_type == resource_type and entry.resource \
+                and entry.target_id and entry.noop is None:
+            resource = _rewrite_references(ctx, dict(entry.resource), references, entry.index)
+            out.append({**resource, "id": entry.target_id})
+    return out
 
 
 def _criteria_lock(entry: Entry) -> str | None:
@@ -306,7 +319,7 @@ def _matches(ctx: FhirContext, resource_type: str, criteria: str) -> list[Stored
     query = ctx.parser.parse(resource_type, parse_qsl(criteria, keep_blank_values=True), criteria_only=True)
     if not query.criteria:
         raise bad_request("Conditional criteria must contain at least one search parameter.")
-    query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
+    query_filter = restricted_filter(ctx, resource_type, query.criteria)
     return ctx.store.search.find_current(resource_type, query_filter, 2)
 
 

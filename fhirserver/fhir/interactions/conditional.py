@@ -15,7 +15,7 @@ from ...store.records import LockTimeout, StoredVersion
 from ..errors import FhirError, bad_request
 from ..search.query import criteria_key
 from .context import FhirContext
-from .search import matching_filter, visible_filter
+from .search import restricted_filter
 
 
 def criteria_pairs(resource_type: str, raw: str, source: str) -> list[tuple[str, str]]:
@@ -42,7 +42,7 @@ def matching(ctx: FhirContext, resource_type: str, pairs: list[tuple[str, str]])
             # Inside the lock: building the filter may read the store (chains, _has), and what
             # it reads must include every write that finished before the lock was granted.
             # Only what the caller may see: a conditional write never reveals, or touches, a hidden resource.
-            query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
+            query_filter = restricted_filter(ctx, resource_type, query.criteria)
             yield ctx.store.search.find_current(resource_type, query_filter, limit=2)
     except LockTimeout:
         raise FhirError.of(503, "transient", "Another conditional write with the same criteria is still "

@@ -17,7 +17,7 @@ from ..search.elements import ElementFilter
 from ..search.indexer import ResourceIndexer
 from ..search.parameters import SearchParameterRegistry
 from ..search.planner import Planner
-from ..search.query import QueryParser
+from ..search.query import Criterion, QueryParser
 from ..validation import ResourceValidator
 
 
@@ -28,8 +28,9 @@ class Access(Protocol):
     def permit(self, permission: str, resource_type: str) -> None:
         """Raise 403 unless the caller's scopes grant permission (c, r, u, d, s) on the type."""
 
-    def search_filter(self, resource_type: str) -> dict[str, Any] | None:
-        """A MongoDB clause restricting a search to what the caller may see (None: no restriction)."""
+    def search_filter(self, resource_type: str, criteria: list[Criterion]) -> dict[str, Any] | None:
+        """A MongoDB clause restricting a search to what the caller may see (None: no restriction); `criteria` are
+        the search's own (resolved), which may name the patients it is about."""
 
     def disclose(self, versions: list[StoredVersion]) -> list[StoredVersion]:
         """The versions the caller may see, recorded for the audit; the rest are dropped."""
@@ -48,7 +49,7 @@ class OpenAccess:
     def permit(self, permission: str, resource_type: str) -> None:
         return None
 
-    def search_filter(self, resource_type: str) -> dict[str, Any] | None:
+    def search_filter(self, resource_type: str, criteria: list[Criterion]) -> dict[str, Any] | None:
         return None
 
     def disclose(self, versions: list[StoredVersion]) -> list[StoredVersion]:

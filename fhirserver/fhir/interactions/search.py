@@ -34,7 +34,7 @@ def search(ctx: FhirContext, resource_type: str, request: RequestInfo,
     check_type(resource_type)
     ctx.access.permit("s", resource_type)
     query = ctx.parser.parse(resource_type, list(request.query), lenient=request.lenient)
-    query_filter = visible_filter(ctx, resource_type, matching_filter(ctx, resource_type, query.criteria))
+    query_filter = restricted_filter(ctx, resource_type, query.criteria)
     path = resource_type
     if compartment is not None:
         query_filter, path = _in_compartment(ctx, resource_type, compartment, query_filter)
@@ -76,10 +76,18 @@ def matching_filter(ctx: FhirContext, resource_type: str, criteria: list[Criteri
     return ctx.planner.plan(_resolve(ctx, resource_type, criteria))
 
 
-def visible_filter(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any]) -> dict[str, Any]:
+def restricted_filter(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) -> dict[str, Any]:
+    """The filter of criteria, restricted to what the caller may see (searches, conditional writes, $everything)."""
+    resolved = _resolve(ctx, resource_type, criteria)
+    return visible_filter(ctx, resource_type, ctx.planner.plan(resolved), resolved)
+
+
+def visible_filter(ctx: FhirContext, resource_type: str, query_filter: dict[str, Any],
+                   criteria: list[Criterion] | None = None) -> dict[str, Any]:
     """The filter restricted to what the caller may see (security/access.py), so totals, chains and _has
-    never reveal resources the caller cannot read."""
-    restriction = ctx.access.search_filter(resource_type)
+    never reveal resources the caller cannot read. The resolved criteria let the policy widen what a query about
+    named patients may see (another hospital's Consent about a person the caller also treats)."""
+    restriction = ctx.access.search_filter(resource_type, criteria or [])
     return query_filter if restriction is None else all_of(query_filter, restriction)
 
 
