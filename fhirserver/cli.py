@@ -140,10 +140,21 @@ def _metrics_folder(args: argparse.Namespace) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
 
 
+CLIENT_URL_HELP = ("FHIR base URL of the server (default $FHIRSERVER_BASE_URL, else "
+                   "http://127.0.0.1:$FHIRSERVER_PORT/fhir, port 8080 when unset)")
+
+
+def _client_base(args: argparse.Namespace) -> str:
+    """Where the client commands (load, ingest-dicom, demo) send to: --url, else the server's own settings, so
+    they reach a server started in the same shell the way `serve` reads them."""
+    port = os.environ.get("FHIRSERVER_PORT") or "8080"
+    return (args.url or os.environ.get("FHIRSERVER_BASE_URL") or f"http://127.0.0.1:{port}/fhir").rstrip("/")
+
+
 def _load(args: argparse.Namespace) -> int:
     from .loader import LoadError, load
 
-    url = args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir"
+    url = _client_base(args)
     try:
         count = load(url, args.files, batch_size=max(1, args.batch_size))
     except LoadError as exc:
@@ -161,7 +172,7 @@ def _load(args: argparse.Namespace) -> int:
 def _ingest_dicom(args: argparse.Namespace) -> int:
     from .imaging.ingest import ingest, report
 
-    base = args.url or os.environ.get("FHIRSERVER_BASE_URL") or "http://127.0.0.1:8080/fhir"
+    base = _client_base(args)
     try:
         summary = ingest(base.rstrip("/").rsplit("/fhir", 1)[0] + "/dicomweb", args.paths)
     except OSError as exc:
@@ -179,8 +190,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import bundles, owned_bundles
     from .security.principal import bearer_header
 
-    port = os.environ.get("FHIRSERVER_PORT") or "8080"
-    base = (args.url or os.environ.get("FHIRSERVER_BASE_URL") or f"http://127.0.0.1:{port}/fhir").rstrip("/")
+    base = _client_base(args)
     loads = [(bearer_header(), bundle) for bundle in bundles()]
     try:
         settings: Settings | None = Settings.from_env()
@@ -306,15 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--threads", type=int, help="threads per worker (default 8, env FHIRSERVER_THREADS)")
     load = sub.add_parser("load", help="load Bundle, resource and NDJSON files into a running server")
     load.add_argument("files", nargs="+", type=Path, help="*.json (Bundle or resource) and *.ndjson files")
-    load.add_argument("--url", default=None, help="FHIR base URL (default http://127.0.0.1:8080/fhir, "
-                                                  "env FHIRSERVER_BASE_URL)")
+    load.add_argument("--url", default=None, help=CLIENT_URL_HELP)
     load.add_argument("--batch-size", type=int, default=500, help="entries per transaction (default 500)")
     dicom = sub.add_parser("ingest-dicom", help="send DICOM files and folders (recursive) to a running server")
     dicom.add_argument("paths", nargs="+", type=Path, help="DICOM files or folders")
-    dicom.add_argument("--url", default=None, help="FHIR base URL of the server (default http://127.0.0.1:8080/fhir)")
+    dicom.add_argument("--url", default=None, help=CLIENT_URL_HELP)
     demo = sub.add_parser("demo", help="load the demo Sichuan-Chongqing network into a running server")
-    demo.add_argument("--url", default=None, help="FHIR base URL (default $FHIRSERVER_BASE_URL, else "
-                                                  "http://127.0.0.1:$FHIRSERVER_PORT/fhir, port 8080 when unset)")
+    demo.add_argument("--url", default=None, help=CLIENT_URL_HELP)
     token = sub.add_parser("token", help="issue a development token (HS256, FHIRSERVER_AUTH_HS256_SECRET)")
     token.add_argument("--subject", default="demo-client", help="sub claim (default demo-client)")
     token.add_argument("--scope", default="system/*.cruds", help="SMART scopes, space-separated")

@@ -181,6 +181,30 @@ def test_rendered_frame_is_a_windowed_png(base):
     assert requests.get(url.replace("/rendered", "/frames/9/rendered"), timeout=30).status_code == 404
 
 
+def test_rendered_window_follows_the_asked_center_and_width(base):
+    """`window=center,width,function` (PS3.18): a narrow window around the disc's value makes the disc white and the
+    air black; a window far above both makes everything black; a malformed window is a 400 naming it."""
+    from tools_examples import example_slice  # the README's own example slice: a disc of 40 HU in air
+
+    data = example_slice(3, 1)
+    assert stow(base, data).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(data))
+    url = (f"{dicomweb(base)}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
+           f"{ds.SOPInstanceUID}/rendered")
+
+    def pixels(window: str) -> tuple[int, int]:
+        response = requests.get(url, params={"window": window}, timeout=60)
+        assert response.status_code == 200, response.text
+        image = Image.open(io.BytesIO(response.content))
+        return image.getpixel((32, 32)), image.getpixel((1, 1))  # the disc's centre, a corner in air
+
+    assert pixels("0,20") == (255, 0)  # the disc (40) is above the window, the air (-1000) below
+    assert pixels("40,20,sigmoid") == (127, 0)  # the centre value maps to the middle of the sigmoid
+    assert pixels("3000,10,linear-exact") == (0, 0)
+    bad = requests.get(url, params={"window": "wide"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["window"], bad.text
+
+
 def _nested(depth: int) -> bytes:
     ct = (FILES / "CT_small.dcm").read_bytes()[:-138]  # without the trailing padding, PixelData is last
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, request
 from ..fhir.errors import FhirError, bad_request, not_found
 from ..fhir.interactions.context import FhirContext
 from ..fhir.json_format import dumps
-from ..imaging.service import ImagingService
+from ..imaging.service import ImagingService, parse_window
 from .responses import render_error
 
 DICOM_JSON = "application/dicom+json"
@@ -162,9 +162,15 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
     @bp.get("/studies/<study>/series/<series>/instances/<sop>/frames/<int:frame>/rendered")
     def rendered(study: str, series: str, sop: str, frame: int = 1) -> Response:
         def produce() -> Response:
+            window = None
+            if request.args.get("window"):
+                try:
+                    window = parse_window(request.args["window"])
+                except ValueError as exc:
+                    raise FhirError.of(400, "value", f"{exc}.", "window") from None
             document = instances(study, series, sop)[0]
             try:
-                return Response(imaging.render(document, frame), content_type="image/png")
+                return Response(imaging.render(document, frame, window), content_type="image/png")
             except IndexError:
                 raise not_found(f"Frame {frame} does not exist in this object.") from None
             except ValueError as exc:

@@ -104,11 +104,12 @@ class ImagingService:
     def refresh_study(self, ctx: FhirContext, study_uid: str, base_url: str) -> dict[str, Any]:
         return self.builder.write(ctx, self.store.find({"study": study_uid}), base_url)
 
-    def render(self, document: dict[str, Any], frame: int = 1) -> bytes:
-        """A PNG of one frame, windowed from the header (uncompressed transfer syntaxes). Bounded: the object was
-        checked on the way in (its inflated and decoded size), only the asked frame is decoded, a frame larger
-        than RENDER_MAX_PIXELS is refused, and answers are cached per process (RENDER_CACHE_BYTES)."""
-        key = (str(document.get("_id")), frame)
+    def render(self, document: dict[str, Any], frame: int = 1, window: Window | None = None) -> bytes:
+        """A PNG of one frame, windowed as asked (PS3.18 `window=center,width,function`) or from the header
+        (uncompressed transfer syntaxes). Bounded: the object was checked on the way in (its inflated and decoded
+        size), only the asked frame is decoded, a frame larger than RENDER_MAX_PIXELS is refused, and answers are
+        cached per process (RENDER_CACHE_BYTES)."""
+        key = (str(document.get("_id")), frame, window)
         cached = self._rendered.get(key)
         if cached is not None:
             return cached
@@ -131,13 +132,15 @@ class ImagingService:
         image = image.astype(np.float64) * float(dataset.get("RescaleSlope", 1) or 1) + float(
             dataset.get("RescaleIntercept", 0) or 0)
         center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+        function = "linear"
+        if window is not None:
+            center, width, function = window
         if center is not None and width is not None:
             center = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
             width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
-            low, high = center - width / 2, center + width / 2
         else:
-            low, high = float(image.min()), float(image.max())
-        scaled = np.clip((image - low) / max(high - low, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+            center, width = (float(image.max()) + float(image.min())) / 2, float(image.max()) - float(image.min())
+        scaled = _windowed(image, center, max(width, 1e-6), function)
         if image.ndim == 3:  # colour
             picture = Image.fromarray(scaled, "RGB")
         else:
@@ -148,3 +151,35 @@ class ImagingService:
         picture.save(out, format="PNG")
         self._rendered.put(key, out.getvalue())
         return out.getvalue()
+
+
+Window = tuple[float, float, str]  # center, width, function (PS3.18 rendered `window` parameter)
+WINDOW_FUNCTIONS = ("linear", "linear-exact", "sigmoid")
+
+
+def parse_window(value: str) -> Window:
+    """`center,width[,function]` as PS3.18 §8.3.5.1.3 writes it; ValueError with the reason otherwise."""
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) not in (2, 3):
+        raise ValueError("window is center,width or center,width,function (e.g. 40,400,linear)")
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError("window's center and width are numbers (e.g. 40,400)") from None
+    function = parts[2].lower() if len(parts) == 3 else "linear"
+    if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+        raise ValueError("window's width is a positive number and its center a finite one")
+    if function not in WINDOW_FUNCTIONS:
+        raise ValueError(f"window's function is one of {', '.join(WINDOW_FUNCTIONS)}")
+    return center, width, function
+
+
+def _windowed(image: Any, center: float, width: float, function: str) -> Any:
+    """Map stored values to 0..255 by the VOI LUT function of PS3.3 C.11.2.1.2 (linear, linear-exact, sigmoid)."""
+    if function == "sigmoid":
+        out = 255.0 / (1.0 + np.exp(-4.0 * (image - center) / width))
+    elif function == "linear-exact":
+        out = (image - (center - width / 2)) / width * 255.0
+    else:  # linear: the DICOM formula with its half-unit offsets
+        out = ((image - (center - 0.5)) / max(width - 1, 1e-6) + 0.5) * 255.0
+    return np.clip(out, 0, 255).astype(np.uint8)
