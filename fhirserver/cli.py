@@ -78,10 +78,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     except EmbeddedEngineError as exc:
         log.error("cannot start the embedded store: %s", exc)
-        return 1
+        return 2
     except NotAReplicaSet as exc:
         log.error("cannot use the store: %s", exc)
-        return 1
+        return 2
     finally:
         if engine is not None:
             engine.stop()
@@ -179,7 +179,7 @@ def _ingest_dicom(args: argparse.Namespace) -> int:
         log.error("ingest failed: %s", exc)
         return 1
     print(report(summary))
-    return 1 if summary.rejected else 0
+    return 130 if summary.interrupted else 1 if summary.rejected else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -211,7 +211,7 @@ def _demo(args: argparse.Namespace) -> int:
             return {"Authorization": f"Bearer {token}"}
 
         loads = [(header(owner), bundle) for owner, bundle in owned_bundles()]
-    for headers, bundle in loads:
+    for number, (headers, bundle) in enumerate(loads):
         try:
             response = requests.post(base, data=json.dumps(bundle, ensure_ascii=False).encode("utf-8"), timeout=120,
                                      headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal",
@@ -219,6 +219,10 @@ def _demo(args: argparse.Namespace) -> int:
         except requests.RequestException:
             log.error("cannot reach %s; start the server first (make run)", base)
             return 1
+        except KeyboardInterrupt:
+            log.error("demo interrupted (Ctrl-C) after %d of %d transactions, each stored whole; running the demo "
+                      "again is safe (it writes the same ids, nothing is duplicated)", number, len(loads))
+            return 130
         if response.status_code != 200:
             log.error("the server refused the demo data (HTTP %s): %s", response.status_code, response.text[:500])
             if response.status_code in (401, 403):
@@ -353,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         log.error("configuration error: %s", exc)
         return 2
+    except KeyboardInterrupt:  # before a command could say what it had done (still starting up)
+        log.error("interrupted (Ctrl-C) before anything was sent or stored")
+        return 130
     return 2
 
 

@@ -176,6 +176,31 @@ def test_conditional_update_and_delete_and_patch_in_a_transaction(http, base):
     assert "entry" not in http.get(f"{base}/Observation?identifier={gone_ident}").json()
 
 
+def test_conditional_patch_entries_in_a_transaction_and_a_batch(http, base):
+    """A PATCH entry whose url is criteria patches the one match, in a transaction as in a batch; criteria that match
+    nothing fail the transaction with 404 (nothing stored) and the batch entry alone."""
+    ident, other_ident = unique(), unique()
+    created = post(http, base, observation(ident)).json()
+    other = post(http, base, observation(other_ident)).json()
+
+    def patch_entry(criteria: str, status: str) -> dict:
+        ops = base64.b64encode(json.dumps([{"op": "replace", "path": "/status", "value": status}]).encode()).decode()
+        return {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": ops},
+                "request": {"method": "PATCH", "url": f"Observation?identifier={criteria}"}}
+
+    result = send(http, base, tx(patch_entry(ident, "corrected")))
+    assert result.status_code == 200, result.text
+    assert http.get(f"{base}/Observation/{created['id']}").json()["status"] == "corrected"
+    missing = send(http, base, tx(patch_entry(other_ident, "amended"), patch_entry(unique(), "amended")))
+    assert missing.status_code == 404, missing.text
+    assert "match no Observation" in missing.text
+    assert http.get(f"{base}/Observation/{other['id']}").json()["status"] == "final"  # nothing of it stored
+    batch = send(http, base, tx(patch_entry(other_ident, "amended"), patch_entry(unique(), "amended"), kind="batch"))
+    assert batch.status_code == 200, batch.text
+    assert [e["response"]["status"].split()[0] for e in batch.json()["entry"]] == ["200", "404"]
+    assert http.get(f"{base}/Observation/{other['id']}").json()["status"] == "amended"
+
+
 def test_two_transactions_on_the_same_resource_are_serialised(http, base):
     target = post(http, base, observation(unique())).json()
 

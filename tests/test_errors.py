@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import FHIR_JSON, observation, post, stored_counts, unique
@@ -213,3 +214,59 @@ def test_start_up_mistakes_get_one_sentence_and_exit_2(server, tmp_path):
             assert words in answer.stderr and "Traceback" not in answer.stderr, answer.stderr[-2000:]
     finally:
         taken.close()
+
+
+CONFIGURATION_MISTAKES = [
+    ({"FHIRSERVER_AUTH": "on"}, "FHIRSERVER_AUTH=on needs FHIRSERVER_AUTH_JWKS"),
+    ({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_HS256_SECRET": "development-secret-of-at-least-32-chars"},
+     "FHIRSERVER_AUTH=on needs FHIRSERVER_AUTH_ISSUER"),
+    ({"FHIRSERVER_AUTH": "maybe"}, "FHIRSERVER_AUTH is on or off"),
+    ({"FHIRSERVER_MAX_COUNT": "many"}, "FHIRSERVER_MAX_COUNT must be an integer, got 'many'"),
+    ({"FHIRSERVER_DEFAULT_COUNT": "600", "FHIRSERVER_MAX_COUNT": "100"}, "cannot exceed FHIRSERVER_MAX_COUNT"),
+    ({"FHIRSERVER_BASE_URL": "ftp://fhir.example.cn"}, "FHIRSERVER_BASE_URL must start with http:// or https://"),
+    ({"FHIRSERVER_REORDER_RULE": "sometimes"}, "FHIRSERVER_REORDER_RULE is enforce, warn or off"),
+    ({"FHIRSERVER_CONSENT_CAPTURE": "verbal"}, "FHIRSERVER_CONSENT_CAPTURE is attested or patient"),
+    ({"FHIRSERVER_CONSENT_DAYS": "1000"}, "FHIRSERVER_CONSENT_DAYS is at most 366"),
+    ({"FHIRSERVER_MONGODB_DB": "a/b"}, "FHIRSERVER_MONGODB_DB 'a/b' is not a valid database name"),
+]
+
+
+@pytest.mark.parametrize(("env", "words"), CONFIGURATION_MISTAKES, ids=[w[:30] for _, w in CONFIGURATION_MISTAKES])
+def test_each_configuration_mistake_is_one_sentence_and_exit_2(tmp_path, env, words):
+    """`serve` with a setting config.py refuses: exit 2, the setting named in one line on stderr, no traceback,
+    nothing started (the data folder stays empty)."""
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FHIRSERVER_")}
+    answer = subprocess.run([sys.executable, "-m", "fhirserver", "serve", "--port", str(free_port()), "--data-dir",
+                             str(tmp_path / "data")], capture_output=True, text=True, timeout=60,
+                            env={**clean, "FHIRSERVER_AUTH": "off", **env})
+    assert answer.returncode == 2, answer.stderr[-2000:]
+    lines = [line for line in answer.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], answer.stderr[-2000:]
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_an_engine_that_cannot_start_says_why_in_its_own_words(tmp_path):
+    """The embedded engine's storage path is taken by a file: `serve` exits 2 with the engine's own last error line
+    inline (not only "see engine.out")."""
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    if os.environ.get("FHIRSERVER_MONGODB_URI"):
+        pytest.skip("the embedded engine is not used with FHIRSERVER_MONGODB_URI")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wiredtiger").write_text("not a folder")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FHIRSERVER_")}
+    answer = subprocess.run([sys.executable, "-m", "fhirserver", "serve", "--port", str(free_port()), "--data-dir",
+                             str(data)], capture_output=True, text=True, timeout=120,
+                            env={**clean, "FHIRSERVER_AUTH": "off"})
+    assert answer.returncode == 2, answer.stderr[-2000:]
+    assert "the embedded engine exited (FileExistsError" in answer.stderr, answer.stderr[-2000:]
+    assert "Traceback" not in answer.stderr

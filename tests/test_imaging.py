@@ -305,3 +305,37 @@ def test_a_report_references_its_imaging_study(http, base, ingested):
         f"{base}/DiagnosticReport", params={"_id": created.json()["id"], "_include": "DiagnosticReport:subject"}
     ).json()
     assert {e["resource"]["resourceType"] for e in found["entry"]} == {"DiagnosticReport", "Patient"}
+
+
+def test_ctrl_c_in_ingest_dicom_says_what_is_stored_and_a_rerun_is_safe(tmp_path, base):
+    """Ctrl-C after the first batch (8 MB) of a folder of 2,500 slices: exit 130, the summary of what is stored and
+    that a rerun is safe, no traceback; the rerun stores every slice (those already stored are accepted again)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tools_examples import example_slice
+
+    study = 100 + int(uuid.uuid4().int % 10_000)
+    for number in range(1, 2501):
+        (tmp_path / f"{number:04d}.dcm").write_bytes(example_slice(study, number))
+    command = [sys.executable, "-m", "fhirserver", "ingest-dicom", "--url", base, str(tmp_path)]
+    log = tmp_path / "progress.txt"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while "files (" not in log.read_text():  # the progress line: the first batch is answered
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(60)
+    said = log.read_text()
+    assert code == 130, said
+    assert "interrupted (Ctrl-C)" in said and "again is safe" in said and "Traceback" not in said, said
+    stored = int(said.split("\nstored ", 1)[1].split(" instances")[0])
+    assert 0 < stored < 2500
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "stored 2500 instances in 1 series of 1 studies" in again.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 from conftest import observation, unique
 
@@ -45,3 +46,42 @@ def test_load_reports_bad_files_and_refused_resources(tmp_path, base):
     unreachable = subprocess.run([sys.executable, "-m", "fhirserver", "load", "--url", "http://127.0.0.1:9/fhir",
                                   str(tmp_path / "invalid.ndjson")], capture_output=True, text=True, timeout=60)
     assert unreachable.returncode == 1 and "is it running?" in unreachable.stderr
+
+
+def _interrupt_once(command: list[str], started: Callable[[], bool], timeout: float = 120.0) -> tuple[int, str]:
+    """Run a client command, send it Ctrl-C (SIGINT) once `started()` holds, and return (exit code, its output)."""
+    import signal
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while not started():
+        assert process.poll() is None, f"finished before it could be interrupted:\n{process.stdout.read()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    return process.returncode, output
+
+
+def test_ctrl_c_in_load_says_what_is_stored_and_a_rerun_completes_it(tmp_path, http, base):
+    """Ctrl-C once the first batches are stored: exit 130, one sentence (whole batches stored, a rerun is safe), no
+    traceback; the rerun stores the rest without duplicating (every resource has an id)."""
+    tag = unique("intr")
+    meta = {"tag": [{"system": "urn:test", "code": tag}]}
+    lines = [json.dumps(observation(f"{tag}-{i}", id=f"{tag}-{i}", meta=meta)) for i in range(2000)]
+    (tmp_path / "many.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    command = [sys.executable, "-m", "fhirserver", "load", "--url", base, "--batch-size", "10",
+               str(tmp_path / "many.ndjson")]
+
+    def stored() -> int:
+        return http.get(f"{base}/Observation?_tag=urn:test|{tag}&_summary=count").json()["total"]
+
+    code, output = _interrupt_once(command, lambda: stored() > 0)
+    assert code == 130, output
+    assert "load interrupted" in output and "again is safe" in output and "Traceback" not in output, output
+    assert 0 < stored() < 2000
+    assert stored() % 10 == 0  # whole batches only: each is one transaction
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert stored() == 2000

@@ -30,6 +30,7 @@ class Summary:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     studies: set[str] = field(default_factory=set)
     series: set[str] = field(default_factory=set)
+    interrupted: bool = False  # Ctrl-C: what is counted is stored; the batch in flight may or may not be
 
 
 def _files(paths: list[Path]) -> Iterator[Path]:
@@ -59,11 +60,21 @@ def _batches(files: list[Path], summary: Summary) -> Iterator[list[tuple[Path, b
 
 def ingest(url: str, paths: list[Path], out: TextIO = sys.stderr) -> Summary:
     """Send every DICOM file under `paths` to {url}/studies (url: the server's DICOMweb base)."""
-    import pydicom
-
     summary = Summary()
     files = list(_files(paths))
-    started, done = time.monotonic(), 0
+    started = time.monotonic()
+    try:
+        _send(url, files, summary, out, started)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    out.write("\n")
+    return summary
+
+
+def _send(url: str, files: list[Path], summary: Summary, out: TextIO, started: float) -> None:
+    import pydicom
+
+    done = 0
     with requests.Session() as session:
         session.headers.update(bearer_header())
         for batch in _batches(files, summary):
@@ -94,12 +105,14 @@ def ingest(url: str, paths: list[Path], out: TextIO = sys.stderr) -> Summary:
             done += len(batch)
             out.write(f"\r{done}/{len(files)} files ({done / max(time.monotonic() - started, 1e-6):.0f}/s)")
             out.flush()
-    out.write("\n")
-    return summary
 
 
 def report(summary: Summary) -> str:
     lines = [f"stored {summary.stored} instances in {len(summary.series)} series of {len(summary.studies)} studies; "
              f"skipped {len(summary.skipped)} files (not DICOM, or DICOMDIR); rejected {len(summary.rejected)}"]
     lines += [f"  rejected {path}: {reason}" for path, reason in summary.rejected[:50]]
+    if summary.interrupted:
+        lines.append("interrupted (Ctrl-C): the instances counted above are stored; the batch in flight may or may "
+                     "not be. Running the same ingest again is safe: an instance already stored byte for byte is "
+                     "accepted again without a copy")
     return "\n".join(lines) + ("\n" + json.dumps({"skipped": summary.skipped[:20]}) if summary.skipped else "")

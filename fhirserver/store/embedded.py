@@ -98,6 +98,18 @@ class EmbeddedEngineError(RuntimeError):
     pass
 
 
+def _last_line(path: Path) -> str:
+    """The engine's own last words (the exception line of its traceback), to say inline why it stopped."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 8192))
+            lines = [line.strip() for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1][:300] if lines else "no output"
+
+
 class EmbeddedEngine:
     """Owns one engine child process; `start()` returns a MongoDB URI once the engine answers."""
 
@@ -157,7 +169,8 @@ class EmbeddedEngine:
         try:
             while time.monotonic() < deadline:
                 if not _alive(self.process):
-                    raise EmbeddedEngineError(f"the embedded engine exited; see {self.output_path}")
+                    raise EmbeddedEngineError(f"the embedded engine exited ({_last_line(self.output_path)}); "
+                                              f"see {self.output_path}")
                 try:
                     client.admin.command("ping")
                     return

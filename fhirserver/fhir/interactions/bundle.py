@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ...store.records import LockTimeout, StoredVersion, VersionConflict
 from ..bundles import raw_resource
-from ..errors import FhirError, Issue, bad_request, operation_outcome
+from ..errors import FhirError, Issue, bad_request, not_found, operation_outcome
 from ..json_format import loads
 from ..never_shown import shown
 from ..resource_types import is_supported
@@ -188,9 +188,8 @@ def _single(ctx: FhirContext, entry: Entry, request: RequestInfo) -> Result:
         return update.update(ctx, rtype, rid, entry.resource, info) if rid else \
             update.conditional_update(ctx, rtype, entry.resource, info)
     if entry.method == "PATCH":
-        if not rid:
-            raise bad_request("Conditional PATCH is not supported; name the resource (Type/id).")
-        return patch.patch(ctx, rtype, rid, entry.resource, info)
+        return patch.patch(ctx, rtype, rid, entry.resource, info) if rid else \
+            patch.conditional_patch(ctx, rtype, entry.resource, info)
     return delete.delete(ctx, rtype, rid, info) if rid else delete.conditional_delete(ctx, rtype, info)
 
 
@@ -311,6 +310,8 @@ def _resolve_one(ctx: FhirContext, entry: Entry) -> None:
     elif entry.method == "PUT":
         body_id = (entry.resource or {}).get("id")
         entry.target_id = body_id if isinstance(body_id, str) else str(uuid.uuid4())
+    elif entry.method == "PATCH":
+        raise not_found(f"The criteria match no {entry.resource_type}; a conditional patch needs exactly one match.")
     else:  # conditional DELETE of nothing
         entry.missing = True
 
