@@ -286,20 +286,26 @@ class TerminologyService:
                 for element in group.get("element", []):
                     for target in element.get("target", []):
                         if reverse and target.get("code") == code:
+                            concept = _coding(group["source"], element["code"], element.get("display")
+                                              or self._display(group["source"], element["code"]))
                             matches.append({"equivalence": _reversed(target.get("equivalence", "equivalent")),
-                                            "concept": {"system": group["source"], "code": element["code"],
-                                                        "display": element.get("display", "")}, "source": cm["url"]})
+                                            "concept": concept, "source": cm["url"]})
                         elif not reverse and element.get("code") == code and _depends(target, dependencies):
+                            concept = _coding(group["target"], target["code"], target.get("display")
+                                              or self._display(group["target"], target["code"]))
                             matches.append({"equivalence": target.get("equivalence", "equivalent"),
-                                            "concept": {"system": group["target"], "code": target["code"],
-                                                        "display": target.get("display") or self._display(
-                                                            group["target"], target["code"])}, "source": cm["url"]})
+                                            "concept": concept, "source": cm["url"]})
         return matches
 
     def _display(self, system: str, code: str) -> str:
         index = self.code_systems.get(system)
         concept = index.concepts.get(code) if index else None
         return concept.display if concept else ""
+
+
+def _coding(system: str, code: str, display: str | None) -> dict[str, str]:
+    """A Coding; without display when none is known (FHIR forbids empty strings)."""
+    return {"system": system, "code": code, **({"display": display} if display else {})}
 
 
 def _depends(target: dict[str, Any], dependencies: dict[str, str]) -> bool:
