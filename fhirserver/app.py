@@ -227,11 +227,7 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         parts = [p for p in request.path.split("/") if p]
-        if isinstance(error, NotFound) and parts == ["fhir"]:
-            fhir = FhirError.of(404, "not-found", "/fhir is the FHIR base itself, not a resource: read /fhir/metadata "
-                                                  "for what this server offers, or search a type, e.g. "
-                                                  "/fhir/Patient?identifier=<system>|<value>.")
-        elif isinstance(error, NotFound):
+        if isinstance(error, NotFound):
             fhir = FhirError.of(404, "not-found", f"No FHIR endpoint at {request.path[:120]}; the FHIR base is "
                                                   f"/fhir (see /fhir/metadata).")
         elif isinstance(error, MethodNotAllowed) and len(parts) == 3 and parts[0] == "fhir" \

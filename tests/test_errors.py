@@ -57,7 +57,7 @@ BAD_WRITES = [
      {"If-None-Exist": 'identifier[$ne]=1'}, 400, "identifier[$ne]"),
     ("If-None-Exist other type", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "Patient?identifier=1"},
      400, "must be for Observation"),
-    ("If-None-Exist modifier", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier:above=x"},
+    ("If-None-Exist modifier", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier:exact=x"},
      400, "Modifier"),
     ("If-None-Exist empty value", "POST", "/Observation", VALID.encode(), {"If-None-Exist": "identifier="}, 400,
      "has no value"),
@@ -102,7 +102,6 @@ def test_body_too_large_is_413(http, base, store):
     ("GET", "/Observation/x/_history/notanumber", 404),
     ("GET", "/Unicorn/1", 404),
     ("GET", "/observation/1", 404),
-    ("GET", "/", 405),  # the base takes POSTed Bundles only
     ("GET", "/fhir-typo/metadata", 404),
     ("POST", "/Observation/abc", 405),
     ("DELETE", "/metadata", 405),
@@ -164,10 +163,10 @@ def test_raw_utf8_in_the_url_gets_an_operation_outcome_not_gunicorns_html(base):
 
 
 def test_a_newcomers_mistakes_get_one_clear_sentence(http, base):
-    """GET /fhir, a type-level POST of an instance operation, and a bad $statistics date are each told plainly."""
-    root = http.get(base)
-    assert root.status_code == 404 and "/fhir/metadata" in root.json()["issue"][0]["diagnostics"]
-    assert "is the FHIR base itself" in root.json()["issue"][0]["diagnostics"]
+    """GET /fhir (a system search), a type-level POST of an instance operation, and a bad $statistics date are each
+    answered plainly."""
+    root = http.get(base, params={"_count": "1"})
+    assert root.status_code == 200 and root.json()["type"] == "searchset", root.text
     everything = http.post(f"{base}/Patient/$everything", json={"resourceType": "Parameters"},
                            headers={"Content-Type": FHIR_JSON})
     assert everything.status_code == 404, everything.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import calendar
 import random
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -443,3 +443,66 @@ def test_post_with_criteria_in_the_query_is_a_conditional_create(http, base):
     both = http.post(url, json=body, headers={"Content-Type": FHIR_JSON, "If-None-Exist": "identifier=other|x"})
     assert both.status_code == 400
     assert http.get(f"{base}/Patient?identifier=urn:test:q|{value}&_total=accurate").json()["total"] == 1
+
+
+def test_system_search_over_types_pages_without_repeats_or_gaps(http, base):
+    """`GET [base]?_type=Patient,Observation&_tag=…` answers the tagged resources of both types; followed with
+    `_count=2`, the pages hold each resource once and end; `_total=accurate` counts both types; a parameter one of
+    the types lacks is a 400 (it is not silently ignored for that type); an unknown `_type` is a 400."""
+    tag = unique("sys")
+    meta = {"tag": [{"system": "urn:test", "code": tag}]}
+    made = set()
+    for i in range(3):
+        made.add("Observation/" + post(http, base, observation(f"{tag}-{i}", meta=meta)).json()["id"])
+    for _ in range(2):
+        patient = http.post(f"{base}/Patient", json={"resourceType": "Patient", "meta": meta}, headers={
+            "Content-Type": FHIR_JSON}).json()
+        made.add(f"Patient/{patient['id']}")
+    seen: list[str] = []
+    url: str | None = f"{base}?_type=Patient,Observation&_tag=urn:test|{tag}&_count=2&_total=accurate"
+    while url:
+        page = http.get(url)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert body["total"] == 5
+        seen += [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in body.get("entry", [])]
+        url = next((link["url"] for link in body["link"] if link["relation"] == "next"), None)
+        assert len(seen) <= 6
+    assert sorted(seen) == sorted(made)
+    narrow = http.get(f"{base}?_type=Patient,Observation&name=x")
+    assert narrow.status_code == 400, narrow.text
+    unknown = http.get(f"{base}?_type=Nope")
+    assert unknown.status_code == 400 and unknown.json()["issue"][0]["expression"] == ["_type"], unknown.text
+
+
+def test_system_history_is_newest_first_across_types_and_pages_cleanly(http, base):
+    """`GET [base]/_history?_since=…` lists versions of every type newest first; followed page by page with
+    `_count=2`, every version written since appears exactly once, in order."""
+    import time
+
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    time.sleep(0.05)
+    written = []
+    obs = post(http, base, observation(unique("hist"))).json()
+    written.append(f"Observation/{obs['id']}/1")
+    patient = http.post(f"{base}/Patient", json={"resourceType": "Patient"}, headers={"Content-Type": FHIR_JSON})
+    written.append(f"Patient/{patient.json()['id']}/1")
+    updated = http.put(f"{base}/Observation/{obs['id']}", json={**obs, "status": "amended"},
+                       headers={"Content-Type": FHIR_JSON})
+    assert updated.status_code == 200
+    written.append(f"Observation/{obs['id']}/2")
+    seen: list[str] = []
+    stamps: list[str] = []
+    url: str | None = f"{base}/_history?_since={since}&_count=2"
+    while url:
+        page = http.get(url)
+        assert page.status_code == 200 and page.json()["type"] == "history", page.text
+        for entry in page.json().get("entry", []):
+            resource = entry["resource"]
+            seen.append(f"{resource['resourceType']}/{resource['id']}/{resource['meta']['versionId']}")
+            stamps.append(resource["meta"]["lastUpdated"])
+        url = next((link["url"] for link in page.json()["link"] if link["relation"] == "next"), None)
+    mine = [s for s in seen if s in written]
+    assert mine == list(reversed(written))  # newest first
+    assert len(seen) == len(set(seen))
+    assert stamps == sorted(stamps, reverse=True)

@@ -222,3 +222,38 @@ def test_canonical_base_is_configurable_for_every_artifact(tmp_path):
         assert found["entry"][0]["resource"]["id"] == created["id"]
     finally:
         server.stop()
+
+
+def test_token_modifiers_in_not_in_below_above_use_the_terminology(http, base):
+    """`code:below=hr-item|IMG` finds the CT of the head (IMG > IMG-CT > CT-HEAD) and not the blood count;
+    `:above` a code finds what is coded with it or a broader code; `:in`/`:not-in` a ValueSet this server holds
+    split the results by the imaging category. Unknown ValueSets and a bare code are 400s that name the parameter."""
+    import uuid
+
+    item = "http://hr.example.org/fhir/CodeSystem/hr-item"
+    subject = f"Patient/mods-{uuid.uuid4().hex[:8]}"
+    ids = {}
+    for name, coding in (("ct", {"system": item, "code": "CT-HEAD"}), ("cbc", {"system": item, "code": "LAB-HEM-001"}),
+                         ("ct-group", {"system": item, "code": "IMG-CT"})):
+        report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"coding": [coding]},
+                  "subject": {"reference": subject}}
+        created = http.post(f"{base}/DiagnosticReport", json=report, headers={"Content-Type": FHIR_JSON})
+        assert created.status_code == 201, created.text
+        ids[created.json()["id"]] = name
+
+    def found(modifier: str, value: str) -> set[str]:
+        response = http.get(f"{base}/DiagnosticReport", params={f"code:{modifier}": value, "subject": subject})
+        assert response.status_code == 200, response.text
+        return {ids[e["resource"]["id"]] for e in response.json().get("entry", [])}
+
+    assert found("below", f"{item}|IMG") == {"ct", "ct-group"}
+    assert found("below", f"{item}|CT-HEAD") == {"ct"}
+    assert found("above", f"{item}|CT-HEAD") == {"ct", "ct-group"}
+    assert found("in", "http://hr.example.org/fhir/ValueSet/hr-category-imaging") == {"ct", "ct-group"}
+    assert found("not-in", "http://hr.example.org/fhir/ValueSet/hr-category-imaging") == {"cbc"}
+    for modifier, value, words in (("in", "http://example.org/ValueSet/none", "does not hold"),
+                                   ("below", "IMG", "takes system|code"),
+                                   ("below", f"{item}|NO-SUCH", "is not in the CodeSystem")):
+        bad = http.get(f"{base}/DiagnosticReport", params={f"code:{modifier}": value})
+        assert bad.status_code == 400 and words in bad.text, bad.text
+        assert bad.json()["issue"][0]["expression"] == [f"code:{modifier}"]

@@ -15,7 +15,7 @@ from werkzeug.routing import BaseConverter
 
 from ..fhir.capability import capability_statement
 from ..fhir.errors import FhirError
-from ..fhir.interactions import bundle, create, delete, history, patch, read, search, update
+from ..fhir.interactions import bundle, create, delete, history, patch, read, search, system, update
 from ..fhir.interactions.context import FhirContext, RequestInfo, Result
 from ..fhir.json_format import loads
 from .negotiation import check_body_type, response_media_type
@@ -45,6 +45,8 @@ class ResourceTypeConverter(BaseConverter):
 ROUTES: tuple[Route, ...] = (
     Route("/metadata", "GET", "capabilities"),
     Route("/", "POST", "transaction"),
+    Route("/", "GET", "search-system"),
+    Route("/_history", "GET", "history-system"),
     Route("/<rtype:rtype>", "POST", "create"),
     Route("/<rtype:rtype>", "GET", "search-type"),
     Route("/<rtype:rtype>/_search", "POST", "search-type"),
@@ -109,6 +111,8 @@ def blueprint(ctx: FhirContext, federation: Any = None) -> Blueprint:
             ctx, _interactions(), _base_url(ctx),
             lambda rtype: capability_operations(rtype, ctx.settings.canonical_base))),
         "transaction": lambda: bundle.process(ctx, _body(), _info(ctx), prefer_return(request)),
+        "search-system": lambda: system.search_system(ctx, _info(ctx)),
+        "history-system": lambda: system.history_system(ctx, _info(ctx)),
         "create": lambda rtype: create.create(ctx, rtype, _body(), _create_info(ctx)),
         "search-type": lambda rtype: _search(ctx, federation, rtype),
         "conditional-update": lambda rtype: update.conditional_update(ctx, rtype, _body(), _info(ctx)),

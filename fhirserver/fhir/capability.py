@@ -68,8 +68,10 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
             served["operation"] = operations(rtype)
         resources.append(served)
     rest: dict[str, Any] = {"mode": "server", "resource": resources}
-    if "transaction" in registered:
-        rest["interaction"] = [{"code": "transaction"}, {"code": "batch"}]
+    system = [*(["transaction", "batch"] if "transaction" in registered else []),
+              *(code for code in ("search-system", "history-system") if code in registered)]
+    if system:
+        rest["interaction"] = [{"code": code} for code in system]
     if operations is not None and operations(""):
         rest["operation"] = operations("")
     if "search-compartment" in registered:

@@ -21,6 +21,7 @@ from ..search.parameters import SearchParameter
 from ..search.planner import LIVE
 from ..search.query import Criterion, Include, SearchQuery
 from ..validation import is_valid_id
+from .code_sets import TERMINOLOGY_MODIFIERS, expanded
 from .context import FhirContext, RequestInfo, Result
 from .writing import check_type
 
@@ -110,6 +111,8 @@ def _resolve(ctx: FhirContext, resource_type: str, criteria: list[Criterion]) ->
                                                           f"resources; narrow the chained criteria.", c.name)
                 refs += [f"{target}/{v.id}" for v in found]
             resolved.append(Criterion(c.code, "reference", None, tuple(refs), c.name))
+        elif c.type == "token" and c.modifier in TERMINOLOGY_MODIFIERS:
+            resolved.append(expanded(ctx, c))
         elif c.type == "token" and (parameter := ctx.registry.get(resource_type, c.code)) is not None \
                 and parameter.resolved_by:
             resolved.append(_resolved(ctx, resource_type, parameter, c))

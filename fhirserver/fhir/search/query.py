@@ -22,7 +22,7 @@ MAX_CHAIN_DEPTH = 2
 RESULT_PARAMETERS = frozenset({"_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude",
                                "_include:iterate", "_revinclude:iterate", "_page", "_format", "_pretty"})
 MODIFIERS = {
-    "token": {"missing", "not", "text", "of-type"},
+    "token": {"missing", "not", "text", "of-type", "in", "not-in", "below", "above"},  # the last four: code_sets.py
     "reference": {"missing", "identifier"},  # plus :[Type]
     "string": {"missing", "exact", "contains"},
     "uri": {"missing", "below"},
