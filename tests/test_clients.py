@@ -3,8 +3,17 @@ records of one person, an absolute subject reference, Patient $match and $everyt
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import jwt
+import pytest
+from conftest import ServerProcess, new_server
 from fhirpy import SyncFHIRClient
 
 from fhirserver.persons.resident_id import check_character
@@ -46,3 +55,70 @@ def test_fhirpy_get_or_create_creates_once(base):
     again, created_again = search.get_or_create(patient)
     assert created and not created_again and first.id == again.id
     assert len(search.fetch_all()) == 1
+
+
+# -- other vendors' clients, with authentication on ---------------------------------------------------------------
+ISSUER = "https://auth.clients.example"
+SECRET = "client-tests-secret-of-at-least-32-chars"
+JS = Path(__file__).resolve().parent / "js"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with authentication on (HS256 development tokens), as production runs with tokens."""
+    handle = new_server(tmp_path_factory.mktemp("clients"))
+    handle.extra_env.update({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": ISSUER,
+                             "FHIRSERVER_AUTH_HS256_SECRET": SECRET,
+                             "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{handle.port}/fhir"})
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+def _token(server: ServerProcess, scope: str = "system/*.cruds") -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": ISSUER, "aud": server.base, "sub": "vendor-app", "iat": now, "nbf": now - 5,
+                       "exp": now + 900, "scope": scope, "organization": "Organization/clients-a"}, SECRET,
+                      algorithm="HS256")
+
+
+def _node(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("node") is None or not (JS / "node_modules").exists():
+        pytest.fail("node and tests/js/node_modules are needed (make test runs npm ci in tests/js)")
+    return subprocess.run(["node", str(JS / script), *args], capture_output=True, text=True, timeout=180)
+
+
+def test_fhir_kit_client_does_crud_search_paging_history_transaction_and_errors(secured: ServerProcess) -> None:
+    ran = _node("fhir_kit_client.mjs", secured.base, _token(secured))
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert json.loads(ran.stdout.strip().splitlines()[-1])["pages"] == 5
+
+
+def test_medplum_client_does_crud_conditional_create_search_batch_and_errors(secured: ServerProcess) -> None:
+    ran = _node("medplum.mjs", f"http://127.0.0.1:{secured.port}/", _token(secured))
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert json.loads(ran.stdout.strip().splitlines()[-1])["ok"] is True
+
+
+def test_smart_fhirclient_reads_the_capability_statement_and_its_models_round_trip(secured: ServerProcess) -> None:
+    """fhirclient (SMART's Python client) parses the CapabilityStatement with its R4 models, creates, reads and
+    searches through its model classes with a bearer token."""
+    from fhirclient import client
+    from fhirclient.models.observation import Observation
+    from fhirclient.models.patient import Patient
+
+    smart = client.FHIRClient(settings={"app_id": "vendor-app", "api_base": secured.base + "/"})
+    smart.server.session.headers["Authorization"] = f"Bearer {_token(secured)}"
+    smart.server.get_capability()
+    assert smart.server.capabilityStatement.fhirVersion == "4.0.1"
+    patient = Patient({"name": [{"text": "赵六"}], "managingOrganization": {"reference": "Organization/clients-a"}})
+    created = patient.create(smart.server)
+    assert created["id"]
+    read = Patient.read(created["id"], smart.server)
+    assert read.name[0].text == "赵六"
+    observation = Observation({"status": "final", "code": {"text": "血红蛋白"}, "subject": {
+        "reference": f"Patient/{read.id}"}, "performer": [{"reference": "Organization/clients-a"}],
+        "valueQuantity": {"value": 131, "unit": "g/L"}})
+    observation.create(smart.server)
+    found = list(Observation.where(struct={"subject": f"Patient/{read.id}"}).perform_resources_iter(smart.server))
+    assert [o.valueQuantity.value for o in found] == [131]

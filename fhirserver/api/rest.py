@@ -101,7 +101,8 @@ def _create_info(ctx: FhirContext) -> RequestInfo:
 
 def _body(patch_body: bool = False) -> Any:
     check_body_type(request, patch=patch_body)
-    return loads(request.get_data(cache=False))
+    return loads(request.get_data(cache=False), "a JSON Patch (an array of operations)" if patch_body
+                 else "a FHIR JSON resource")
 
 
 def blueprint(ctx: FhirContext, federation: Any = None) -> Blueprint:

@@ -69,7 +69,7 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-def loads(body: bytes | str) -> Any:
+def loads(body: bytes | str, expected: str = "a FHIR JSON resource") -> Any:
     """Parse a request body; any defect is a 400 FhirError with a sentence a client can act on."""
     if isinstance(body, bytes):
         try:
@@ -77,7 +77,7 @@ def loads(body: bytes | str) -> Any:
         except UnicodeDecodeError as exc:
             raise bad_request(f"The body is not valid UTF-8 (byte offset {exc.start}).") from None
     if not body.strip():
-        raise bad_request("The request body is empty; a FHIR JSON resource was expected.")
+        raise bad_request(f"The request body is empty; {expected} was expected.")
     if _LONE_SURROGATE.search(body.replace("\\\\", "")):
         raise bad_request("The JSON has a \\u escape of half a UTF-16 surrogate pair; that is not a character.")
     depth = nesting_depth(body)
