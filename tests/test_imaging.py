@@ -339,3 +339,26 @@ def test_ctrl_c_in_ingest_dicom_says_what_is_stored_and_a_rerun_is_safe(tmp_path
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "stored 2500 instances in 1 series of 1 studies" in again.stdout
+
+
+def test_the_same_object_uploaded_six_times_at_once_is_stored_once(base, store):
+    """Six STOW-RS uploads of one instance at the same moment (a PACS retrying while its first upload is still being
+    stored): every answer is a success, one object is stored, and it is the original byte for byte."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tools_examples import example_slice
+
+    data = example_slice(200 + int(uuid.uuid4().int % 10_000), 1)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda _: stow(base, data).status_code, range(6)))
+    assert statuses == [200] * 6
+    assert store["_dicom_instances"].count_documents({"_id": str(ds.SOPInstanceUID)}) == 1
+    client = DICOMwebClient(dicomweb(base))
+    retrieved = client.retrieve_instance(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
+                                         str(ds.SOPInstanceUID))
+    buffer = io.BytesIO()
+    retrieved.save_as(buffer, enforce_file_format=True)
+    assert pydicom.dcmread(io.BytesIO(buffer.getvalue())).PixelData == ds.PixelData
+    chunks = store["_dicom_chunks"].count_documents({"sop": str(ds.SOPInstanceUID)})
+    assert chunks == 1  # the losers removed their own chunks

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import observation, post, stored_counts, unique
+from conftest import FHIR_JSON, observation, post, stored_counts, unique
 
 PATCH = "application/json-patch+json"
 
@@ -100,3 +100,71 @@ def test_a_patch_gets_the_same_advice_as_an_update(http, base):
                         headers={"Content-Type": PATCH, "Prefer": "return=OperationOutcome"})
     assert answer.status_code == 200 and answer.json()["resourceType"] == "OperationOutcome"
     assert any(i["severity"] == "warning" and "not valid" in i["diagnostics"] for i in answer.json()["issue"])
+
+
+def _fhirpath_patch(*operations: dict) -> dict:
+    parts = []
+    for operation in operations:
+        part = [{"name": "type", "valueCode": operation["type"]}, {"name": "path", "valueString": operation["path"]}]
+        part += [{"name": k, **v} for k, v in operation.items() if k not in ("type", "path")]
+        parts.append({"name": "operation", "part": part})
+    return {"resourceType": "Parameters", "parameter": parts}
+
+
+def test_fhirpath_patch_replace_add_insert_delete_move(http, base):
+    """A FHIRPath Patch (Parameters, Content-Type application/fhir+json) changes the resource as R4 fhirpatch.html
+    says: replace a value, add to a repeating element (a list made when absent) and a single one, insert into and
+    move within a list, delete one element chosen with where(); the result is validated like any update."""
+    created = post(http, base, {**observation(unique()), "identifier": [
+        {"system": "urn:a", "value": "1"}, {"system": "urn:b", "value": "2"}]}).json()
+    body = _fhirpath_patch(
+        {"type": "replace", "path": "Observation.status", "value": {"valueCode": "amended"}},
+        {"type": "replace", "path": "Observation.value.value", "value": {"valueDecimal": 131}},
+        {"type": "add", "path": "Observation", "name": {"valueString": "note"},
+         "value": {"part": [{"name": "text", "valueString": "复查"}]}},
+        {"type": "add", "path": "Observation", "name": {"valueString": "issued"},
+         "value": {"valueInstant": "2026-11-30T08:00:00+08:00"}},
+        {"type": "insert", "path": "Observation.identifier", "index": {"valueInteger": 0},
+         "value": {"valueIdentifier": {"system": "urn:c", "value": "3"}}},
+        {"type": "move", "path": "Observation.identifier", "source": {"valueInteger": 2},
+         "destination": {"valueInteger": 0}},
+        {"type": "delete", "path": "Observation.identifier.where(system='urn:a')"},
+    )
+    patched = http.patch(f"{base}/Observation/{created['id']}", json=body, headers={"Content-Type": FHIR_JSON})
+    assert patched.status_code == 200, patched.text
+    result = patched.json()
+    assert result["status"] == "amended" and result["valueQuantity"]["value"] == 131
+    assert result["note"] == [{"text": "复查"}] and result["issued"] == "2026-11-30T08:00:00+08:00"
+    assert [i["system"] for i in result["identifier"]] == ["urn:b", "urn:c"]
+    assert result["meta"]["versionId"] == "2"
+
+
+def test_fhirpath_patch_mistakes_are_422_naming_the_operation_and_change_nothing(http, base):
+    created = post(http, base, observation(unique())).json()
+    url = f"{base}/Observation/{created['id']}"
+    cases = [
+        (_fhirpath_patch({"type": "replace", "path": "Observation.note", "value": {"valueString": "x"}}),
+         422, "selects 0 elements"),
+        (_fhirpath_patch({"type": "replace", "path": "Patient.status", "value": {"valueCode": "final"}}),
+         422, "does not start with Observation"),
+        (_fhirpath_patch({"type": "replace", "path": "Observation.status", "value": {"valueCode": "bogus"}}),
+         422, "status"),
+        (_fhirpath_patch({"type": "upsert", "path": "Observation.status"}), 400, "needs a type"),
+        ({"resourceType": "Parameters", "parameter": [{"name": "nope"}]}, 400, "named 'operation'"),
+    ]
+    for body, status, words in cases:
+        answer = http.patch(url, json=body, headers={"Content-Type": FHIR_JSON})
+        assert answer.status_code == status and words in answer.text, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+    assert http.get(url).json()["meta"]["versionId"] == "1"
+
+
+def test_fhirpath_patch_in_a_transaction_entry(http, base):
+    created = post(http, base, observation(unique())).json()
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": _fhirpath_patch({"type": "replace", "path": "Observation.status",
+                                      "value": {"valueCode": "corrected"}}),
+         "request": {"method": "PATCH", "url": f"Observation/{created['id']}"}}]}
+    answer = http.post(base, json=bundle, headers={"Content-Type": FHIR_JSON})
+    assert answer.status_code == 200, answer.text
+    assert http.get(f"{base}/Observation/{created['id']}").json()["status"] == "corrected"

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -968,3 +969,56 @@ def test_a_visit_registered_ordered_and_consented_in_one_transaction_is_captured
     stored = call(server, "GET", "/Consent/" + consent_url.split("Consent/", 1)[1].split("/")[0], doctor_b).json()
     assert {e["url"].rsplit("/", 1)[1]: e.get("valueCode") for e in stored["extension"]}["hr-consent-capture"] \
         == "attested"
+
+
+def test_a_warning_and_a_refusal_read_the_same_on_every_write_route(secure: tuple[ServerProcess, Keys]) -> None:
+    """One write pipeline: the advice on a resident ID that cannot link, the scope refusal of a read-only token and
+    the owner refusal of another hospital's record come back with the same words for POST, PUT, PATCH and a
+    transaction entry (only the entry's name is prefixed)."""
+    server, _ = secure
+    writer = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
+    reader = hs(server, scope="user/*.rs", organization="Organization/sec-a", fhirUser="Practitioner/doc-a")
+    bad_id = {"system": "urn:oid:2.16.156.10011.1.3", "value": "110105194912310021"}  # wrong check character
+    pid = f"route-{uuid.uuid4().hex[:6]}"
+    mine = {"resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
+    assert call(server, "PUT", f"/Patient/{pid}", writer, mine).status_code == 201
+
+    def routes(token: str, resource: dict[str, Any]) -> dict[str, requests.Response]:
+        target = resource.get("id", pid)
+        patch = [{"op": "replace", "path": "/managingOrganization", "value": resource["managingOrganization"]}]
+        if resource.get("identifier"):
+            patch.append({"op": "add", "path": "/identifier", "value": resource["identifier"]})
+        body = {k: v for k, v in resource.items() if k != "id"}
+        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": body, "request": {"method": "POST", "url": "Patient"}}]}
+        prefer = {"Prefer": "return=OperationOutcome"}
+        return {
+            "POST": call(server, "POST", "/Patient", token, body, **prefer),
+            "PUT": call(server, "PUT", f"/Patient/{target}", token, {**resource, "id": target}, **prefer),
+            "PATCH": requests.patch(f"{server.base}/Patient/{target}", data=json.dumps(patch), timeout=30, headers={
+                "Content-Type": "application/json-patch+json", "Authorization": f"Bearer {token}", **prefer}),
+            "transaction": call(server, "POST", "", token, tx),
+        }
+
+    def said(response: requests.Response) -> list[str]:
+        body = response.json()
+        if body.get("resourceType") == "Bundle":
+            body = body["entry"][0]["response"].get("outcome", {})
+        return [re.sub(r"^Bundle\.entry\[0\]: ", "", i["diagnostics"]) for i in body.get("issue", [])
+                if i.get("severity") in ("warning", "error")]
+
+    advised = routes(writer, {**mine, "identifier": [bad_id]})
+    assert {route: r.status_code for route, r in advised.items()} == {
+        "POST": 201, "PUT": 200, "PATCH": 200, "transaction": 200}, {k: v.text for k, v in advised.items()}
+    words = {route: said(r) for route, r in advised.items()}
+    assert all(w == words["POST"] and any("is not valid" in x for x in w) for w in words.values()), words
+
+    refused = routes(reader, mine)
+    assert {r.status_code for r in refused.values()} == {403}, {k: v.text for k, v in refused.items()}
+    words = {route: said(r) for route, r in refused.items()}
+    assert words["POST"] == words["transaction"] and "do not allow create" in words["POST"][0], words
+    assert words["PUT"] == words["PATCH"] and "do not allow update" in words["PUT"][0], words
+
+    others = routes(writer, {**mine, "managingOrganization": {"reference": "Organization/sec-b"}})
+    assert {r.status_code for r in others.values()} == {403}, {k: v.text for k, v in others.items()}
+    assert all(any("does not belong to" in x for x in said(r)) for r in others.values())

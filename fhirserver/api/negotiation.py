@@ -67,15 +67,10 @@ def check_body_type(request: Request, patch: bool = False) -> None:
     """415 for a body this interaction cannot read, with the type to use instead."""
     content_type = _media_type(request.headers.get("Content-Type", ""))
     _check_version(request.headers.get("Content-Type", ""), 415, "Content-Type")
-    allowed = PATCH_TYPES if patch else JSON_TYPES
+    allowed = PATCH_TYPES | JSON_TYPES if patch else JSON_TYPES  # a FHIRPath Patch is a FHIR JSON Parameters
     if content_type in allowed:
         return
     if patch:
-        if content_type in JSON_TYPES:
-            raise FhirError.of(415, "not-supported", "This server patches with JSON Patch (RFC 6902): send the "
-                                                     "operations array with Content-Type: "
-                                                     "application/json-patch+json. A FHIRPath Patch (a Parameters "
-                                                     "body) is not supported yet.")
         if content_type == "application/merge-patch+json":
             raise FhirError.of(415, "not-supported", "JSON Merge Patch is not supported: send a JSON Patch (RFC 6902) "
                                                      "with Content-Type: application/json-patch+json.")

@@ -18,7 +18,7 @@ from ..fhir.errors import FhirError
 from ..fhir.interactions import bundle, create, delete, history, patch, read, search, system, update
 from ..fhir.interactions.context import FhirContext, RequestInfo, Result
 from ..fhir.json_format import loads
-from .negotiation import check_body_type, response_media_type
+from .negotiation import JSON_TYPES, check_body_type, response_media_type
 from .operations import capability_operations
 from .responses import prefer_handling, prefer_return, render, render_error
 
@@ -101,8 +101,13 @@ def _create_info(ctx: FhirContext) -> RequestInfo:
 
 def _body(patch_body: bool = False) -> Any:
     check_body_type(request, patch=patch_body)
-    return loads(request.get_data(cache=False), "a JSON Patch (an array of operations)" if patch_body
+    body = loads(request.get_data(cache=False), "a JSON Patch array or a FHIRPath Patch Parameters" if patch_body
                  else "a FHIR JSON resource")
+    if patch_body and isinstance(body, list) and request.mimetype in JSON_TYPES:
+        raise FhirError.of(415, "not-supported", "A JSON Patch (RFC 6902) is sent with Content-Type: "
+                                                 "application/json-patch+json; with application/fhir+json the body "
+                                                 "is a FHIRPath Patch (a Parameters resource).")
+    return body
 
 
 def blueprint(ctx: FhirContext, federation: Any = None) -> Blueprint:

@@ -92,7 +92,7 @@ def capability_statement(ctx: FhirContext, registered: set[str], base_url: str,
                            "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [rest],
     }
 

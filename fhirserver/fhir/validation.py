@@ -100,6 +100,15 @@ class ResourceValidator:
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._lock = threading.Lock()
 
+    def element(self, type_name: str, name: str) -> tuple[str | None, bool]:
+        """What the core definitions say of an element of a type: (its type, whether it repeats); (None, False)
+        for an element the type does not have. FHIRPath Patch asks it to add to a list or set a single value."""
+        prop = ((self._definitions.get(type_name) or {}).get("properties") or {}).get(name)
+        if not isinstance(prop, dict):
+            return None, False
+        ref = (prop.get("items") or prop).get("$ref", "")
+        return (ref.rsplit("/", 1)[-1] or None), prop.get("type") == "array"
+
     def _validator(self, resource_type: str) -> jsonschema.protocols.Validator:
         validator = self._validators.get(resource_type)
         if validator is None:

@@ -81,13 +81,12 @@ class ImagingService:
         except DicomRejected as rejected:
             return Outcome(None, None, None, False, rejected.reason, rejected.code)
         existing = self.store.get(instance.sop_uid)
-        if existing is not None:
-            if existing["sha256"] == instance.sha256:
-                return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, True)  # idempotent
+        if existing is None:
+            existing = self.store.put(self._document(instance), data)  # None: stored now
+        if existing is not None and existing["sha256"] != instance.sha256:
             return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, False,
                            "A different object with this SOP Instance UID is already stored.", 0x0111)
-        self.store.put(self._document(instance), data)
-        return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, True)
+        return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, True)  # stored, or the same bytes
 
     def _document(self, instance: Instance) -> dict[str, Any]:
         return {"_id": instance.sop_uid, "study": instance.study_uid, "series": instance.series_uid,

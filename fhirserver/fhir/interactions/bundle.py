@@ -26,11 +26,14 @@ from ..never_shown import shown
 from ..resource_types import is_supported
 from ..search.query import criteria_key
 from ..validation import is_valid_id
-from ..versioning import etag, next_timestamp, parse_etag
+from ..versioning import etag, parse_etag
 from . import create, delete, in_flight, patch, read, search, update
 from .context import FhirContext, RequestInfo, Result
+from .fhirpath_patch import is_fhirpath_patch
+from .patching import check_patch_document
+from .pipeline import PERMISSION, Intent, plan
 from .search import restricted_filter
-from .writing import PreparedResource, after_write, deletion, partitioned
+from .writing import after_write
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 def _status(code: int) -> str:
@@ -66,8 +69,6 @@ class Entry:
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[Issue] = field(default_factory=list)  # the write rules' warnings and advice for this entry
 
-
-METHOD_PERMISSION = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}  # SMART permission letters
 
 def process(ctx: FhirContext, body: Any, request: RequestInfo, prefer_return: str) -> Result:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
@@ -181,7 +182,7 @@ def _single(ctx: FhirContext, entry: Entry, request: RequestInfo) -> Result:
     rtype, rid = entry.resource_type, entry.resource_id
     if entry.method == "GET":
         return _get(ctx, entry, info)
-    ctx.access.permit(METHOD_PERMISSION.get(entry.method, "r"), rtype)
+    ctx.access.permit(PERMISSION[entry.method], rtype)  # early, as the REST layer does for a single request
     if entry.method == "POST":
         return create.create(ctx, rtype, entry.resource, info)
     if entry.method == "PUT":
@@ -394,49 +395,27 @@ def _prepare(ctx: FhirContext, writes: list[Entry], references: dict[str, str]) 
 
 def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str],
                  current: StoredVersion | None) -> StoredVersion | None:
+    """The entry's next version, made by the write pipeline like any single request's (pipeline.py)."""
     assert entry.target_id is not None
-    ctx.access.permit(METHOD_PERMISSION.get(entry.method, "r"), entry.resource_type)
-    version = _version_of(ctx, entry, references, current)
-    if version is not None:
-        ctx.access.check_write(version, current)
-    return version
-
-
-def _version_of(ctx: FhirContext, entry: Entry, references: dict[str, str],
-                current: StoredVersion | None) -> StoredVersion | None:
-    assert entry.target_id is not None
-    current_vid = current.vid if current else 0
-    if entry.if_match is not None and parse_etag(entry.if_match, "ifMatch") != current_vid:
-        raise FhirError.of(412, "conflict", f"ifMatch names version {parse_etag(entry.if_match, 'ifMatch')} but "
-                                            f"{entry.resource_type}/{entry.target_id} is at version {current_vid}.")
-    vid, ts = current_vid + 1, next_timestamp(current.last_updated if current else None)
-    if entry.method == "DELETE":
-        if current is None or current.deleted:
-            entry.noop = current
-            entry.missing = current is None
-            return None
-        return partitioned(ctx, deletion(entry.resource_type, entry.target_id, vid, ts), current)
-    if entry.method == "PATCH":
-        prepared = _patched(ctx, entry, current)
-        entry.warnings = [*prepared.warnings, *prepared.advisories]
-        return partitioned(ctx, prepared.version(vid, ts, "PATCH"), current)
-    resource = dict(entry.resource or {})
-    if entry.method == "PUT" and entry.resource_id and resource.get("id") != entry.resource_id:
-        raise bad_request(f"The resource id ('{str(resource.get('id'))[:64]}') differs from the url's "
-                          f"('{entry.resource_id}').")
-    resource = _rewrite_references(ctx, resource, references, entry.index)
-    entry.created = current is None or current.deleted
-    prepared = PreparedResource(ctx, resource, entry.target_id)
-    entry.warnings = [*prepared.warnings, *prepared.advisories]
-    return partitioned(ctx, prepared.version(vid, ts, entry.method), current)
-
-
-def _patched(ctx: FhirContext, entry: Entry, current: StoredVersion | None) -> PreparedResource:
-    if current is None or current.deleted or current.text is None:
-        raise FhirError.of(404 if current is None else 410, "not-found", f"{entry.resource_type}/{entry.target_id} "
-                                                                         f"does not exist or was deleted.")
-    operations = patch.check_patch_document(entry.resource)
-    return patch.apply_patch(ctx, current, operations)
+    intent = Intent(entry.method, entry.resource_type, entry.target_id, if_match_name="ifMatch",
+                    if_match=parse_etag(entry.if_match, "ifMatch") if entry.if_match is not None else None)
+    if entry.method == "PATCH" and is_fhirpath_patch(entry.resource):
+        intent.fhirpath = _rewrite_references(ctx, dict(entry.resource or {}), references, entry.index)
+    elif entry.method == "PATCH":
+        intent.operations = check_patch_document(entry.resource)
+    elif entry.method in ("POST", "PUT"):
+        resource = dict(entry.resource or {})
+        if entry.method == "PUT" and entry.resource_id and resource.get("id") != entry.resource_id:
+            raise bad_request(f"The resource id ('{str(resource.get('id'))[:64]}') differs from the url's "
+                              f"('{entry.resource_id}').")
+        intent.resource = _rewrite_references(ctx, resource, references, entry.index)
+    planned = plan(ctx, intent, current)
+    if planned.version is None:  # a DELETE of what is absent or already deleted
+        entry.noop, entry.missing = current, current is None
+        return None
+    entry.created = planned.created
+    entry.warnings = [*planned.warnings, *planned.advisories]
+    return planned.version
 
 
 def _write_result(entry: Entry) -> Result:

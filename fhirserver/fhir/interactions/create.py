@@ -7,7 +7,8 @@ from typing import Any
 
 from .conditional import criteria_pairs, matching, too_many
 from .context import FhirContext, RequestInfo, Result
-from .writing import PreparedResource, after_write, check_body, check_type, commit
+from .pipeline import Intent, commit
+from .writing import after_write, check_body, check_type
 
 
 def create(ctx: FhirContext, resource_type: str, body: Any, request: RequestInfo) -> Result:
@@ -28,9 +29,8 @@ def create(ctx: FhirContext, resource_type: str, body: Any, request: RequestInfo
 
 
 def _create_new(ctx: FhirContext, resource_type: str, resource: dict[str, Any]) -> Result:
-    prepared = PreparedResource(ctx, resource, str(uuid.uuid4()))
-    _, written = commit(ctx, resource_type, prepared.id,
-                        lambda _current, vid, ts: prepared.version(vid, ts, "POST"), expected_vid=0)
-    after_write(ctx, written)
-    return Result(status=201, version=written, location="history", warnings=prepared.warnings,
-                  advisories=prepared.advisories, message=f"Created {resource_type}/{prepared.id}.")
+    planned = commit(ctx, Intent("POST", resource_type, str(uuid.uuid4()), resource=resource))
+    after_write(ctx, planned.version)
+    assert planned.version is not None
+    return Result(status=201, version=planned.version, location="history", warnings=planned.warnings,
+                  advisories=planned.advisories, message=f"Created {resource_type}/{planned.version.id}.")

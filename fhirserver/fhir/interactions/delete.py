@@ -7,12 +7,12 @@ succeeds without writing anything, as the spec asks (delete is idempotent).
 
 from __future__ import annotations
 
-from ...store.records import StoredVersion
 from ..validation import is_valid_id
 from ..versioning import parse_etag
 from .conditional import matching, too_many
 from .context import FhirContext, RequestInfo, Result
-from .writing import check_type, commit, deletion
+from .pipeline import Intent, commit
+from .writing import check_type
 
 
 def delete(ctx: FhirContext, resource_type: str, resource_id: str, request: RequestInfo) -> Result:
@@ -20,19 +20,13 @@ def delete(ctx: FhirContext, resource_type: str, resource_id: str, request: Requ
     if not is_valid_id(resource_id):
         return Result(status=204, message=f"{resource_type}/{resource_id[:64]} does not exist; nothing deleted.")
     expected = parse_etag(request.if_match) if request.if_match else None
-
-    def make(current: StoredVersion | None, vid: int, ts: str) -> StoredVersion | None:
-        if current is None or current.deleted:
-            return None
-        return deletion(resource_type, resource_id, vid, ts)
-
-    previous, written = commit(ctx, resource_type, resource_id, make, expected)
-    if written is None:
-        state = "was already deleted" if previous is not None else "does not exist"
-        return Result(status=204, version=previous, message=f"{resource_type}/{resource_id} {state}; "
-                                                            f"nothing deleted.")
-    return Result(status=204, version=written, message=f"Deleted {resource_type}/{resource_id} "
-                                                       f"(version {written.vid}).")
+    planned = commit(ctx, Intent("DELETE", resource_type, resource_id, if_match=expected))
+    if planned.version is None:
+        state = "was already deleted" if planned.current is not None else "does not exist"
+        return Result(status=204, version=planned.current, message=f"{resource_type}/{resource_id} {state}; "
+                                                                   f"nothing deleted.")
+    return Result(status=204, version=planned.version, message=f"Deleted {resource_type}/{resource_id} "
+                                                               f"(version {planned.version.vid}).")
 
 
 def conditional_delete(ctx: FhirContext, resource_type: str, request: RequestInfo) -> Result:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ...store.records import StoredVersion
 from ..errors import bad_request
 from ..versioning import parse_etag
 from .conditional import matching, too_many
 from .context import FhirContext, RequestInfo, Result
-from .writing import PreparedResource, after_write, check_body, check_id, check_type, commit
+from .pipeline import Intent, commit
+from .writing import after_write, check_body, check_id, check_type
 
 
 def update(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, request: RequestInfo) -> Result:
@@ -53,14 +53,9 @@ def conditional_update(ctx: FhirContext, resource_type: str, body: Any, request:
 def _write(ctx: FhirContext, resource_type: str, resource_id: str, resource: dict[str, Any],
            request: RequestInfo) -> Result:
     expected = parse_etag(request.if_match) if request.if_match else None
-    prepared = PreparedResource(ctx, resource, resource_id)
-
-    def make(_current: StoredVersion | None, vid: int, ts: str) -> StoredVersion:
-        return prepared.version(vid, ts, "PUT")
-
-    previous, written = commit(ctx, resource_type, resource_id, make, expected)
-    after_write(ctx, written)
-    created = previous is None or previous.deleted
-    return Result(status=201 if created else 200, version=written, location="history" if created else None,
-                  warnings=prepared.warnings, advisories=prepared.advisories,
-                  message=f"{'Created' if created else 'Updated'} {resource_type}/{resource_id}.")
+    planned = commit(ctx, Intent("PUT", resource_type, resource_id, resource=resource, if_match=expected))
+    after_write(ctx, planned.version)
+    return Result(status=201 if planned.created else 200, version=planned.version,
+                  location="history" if planned.created else None, warnings=planned.warnings,
+                  advisories=planned.advisories,
+                  message=f"{'Created' if planned.created else 'Updated'} {resource_type}/{resource_id}.")

@@ -1,26 +1,22 @@
-"""The one write path shared by create, update, patch and delete.
-
-Validates and indexes a resource once, then claims the next version with the store's
-compare-and-set, retrying (or failing with 412 when the client named a version) on conflict.
-"""
+"""What every write is made of: the request's shape checks, the resource validated and indexed once
+(PreparedResource: core definitions, profiles, the domain rules' hooks), the partition key, the after-write hooks,
+and the server's own trusted records. The order they run in is the write pipeline's (pipeline.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from ...store.indexes import field_name
-from ...store.records import StoredVersion, VersionConflict, partition_key
-from ..errors import FhirError, bad_request, precondition_failed
+from ...store.records import StoredVersion, partition_key
+from ..errors import FhirError, bad_request
 from ..json_format import dumps, loads
 from ..resource_types import is_supported
 from ..validation import is_valid_id
 from ..versioning import next_timestamp
 from .context import FhirContext
 
-MAX_ATTEMPTS = 50
 PLACEHOLDER_INSTANT = "1970-01-01T00:00:00.000Z"
 
 
@@ -128,45 +124,6 @@ def after_write(ctx: FhirContext, version: StoredVersion | None) -> None:
 def deletion(resource_type: str, resource_id: str, vid: int, last_updated: str) -> StoredVersion:
     return StoredVersion(resource_type=resource_type, id=resource_id, vid=vid, last_updated=last_updated,
                          deleted=True, method="DELETE", text=None, sp={})
-
-
-def commit(
-    ctx: FhirContext,
-    resource_type: str,
-    resource_id: str,
-    make_version: Callable[[StoredVersion | None, int, str], StoredVersion | None],
-    expected_vid: int | None,
-) -> tuple[StoredVersion | None, StoredVersion | None]:
-    """Write the version `make_version(current, vid, timestamp)` returns (None: nothing to write).
-
-    With `expected_vid` (If-Match) the write happens only on top of that version, else 412.
-    Without it, a lost race re-reads and tries again, so concurrent updates are serialised, not lost.
-    Returns (previous current version, written version).
-    """
-    versions = ctx.store.versions
-    for _ in range(MAX_ATTEMPTS):
-        current = versions.read_current(resource_type, resource_id)
-        current_vid = current.vid if current else 0
-        if expected_vid is not None and expected_vid != current_vid:
-            raise precondition_failed(
-                f"If-Match names version {expected_vid} but the current version of {resource_type}/"
-                f"{resource_id} is {current_vid if current else 'none (it does not exist)'}.")
-        version = partitioned(ctx, make_version(current, current_vid + 1,
-                                                next_timestamp(current.last_updated if current else None)), current)
-        if version is None:
-            return current, None
-        ctx.access.check_write(version, current)
-        try:
-            versions.write(version)
-            return current, version
-        except VersionConflict:
-            versions.roll_forward(resource_type, resource_id)
-            if expected_vid is not None:
-                raise precondition_failed(
-                    f"{resource_type}/{resource_id} was changed by another request after version "
-                    f"{expected_vid}; read it again and retry.") from None
-    raise FhirError.of(409, "conflict", f"{resource_type}/{resource_id} is being changed by many requests at "
-                                        f"once; retry shortly.")
 
 
 def store_trusted(ctx: FhirContext, resources: list[dict[str, Any]]) -> list[StoredVersion]:

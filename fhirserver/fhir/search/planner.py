@@ -121,6 +121,8 @@ class Planner:
 
     # -- token and reference ------------------------------------------------------------------------
     def _token(self, c: Criterion, field: str) -> dict[str, Any]:
+        if c.modifier in ("in", "not-in", "below", "above"):  # expanded by the terminology before planning
+            raise FhirError.of(400, "not-supported", f"':{c.modifier}' is not available here ('{c.name}').", c.name)
         if c.modifier == "text":
             return _any([{f"{field}__text": {"$elemMatch": {"$regex": "^" + re.escape(normalize_text(v))}}}
                          for v in c.values])

@@ -155,6 +155,9 @@ class QueryParser:
         values = self._values(name, raw, allow_empty=False)
         if modifier_value == "missing" and values not in (["true"], ["false"]):
             raise _bad(name, f"'{name}' takes true or false.")
+        if parameter.type == "token" and modifier_value in ("below", "above") and not all(
+                v.partition("|")[0] and v.partition("|")[2] for v in values):
+            raise _bad(name, f"'{name}' takes system|code (e.g. http://hr.example.org/fhir/CodeSystem/hr-item|IMG).")
         return Criterion(code=code, type=parameter.type, modifier=modifier_value, values=tuple(values), name=name,
                          component_types=tuple(c.type for c in parameter.components))
 
