@@ -80,6 +80,8 @@ class Settings:
     auth_issuer: str | None = None
     auth_jwks: str | None = None          # a JWKS file path or an https URL (RS256 / ES256 keys)
     auth_hs256_secret: str | None = None  # development only
+    auth_token_endpoint: str | None = None          # the identity provider's, advertised to SMART clients
+    auth_authorization_endpoint: str | None = None  # likewise, for apps that log a user in (authorization code)
     auth_leeway_s: int = 60
     rate_limit: int = 3000                # requests per client per minute and worker process; 0 = off
     audit_ship_ms: int = 200              # how long spooled access events gather before they are chained
@@ -119,6 +121,8 @@ class Settings:
             auth_issuer=env.get("FHIRSERVER_AUTH_ISSUER") or None,
             auth_jwks=env.get("FHIRSERVER_AUTH_JWKS") or None,
             auth_hs256_secret=env.get("FHIRSERVER_AUTH_HS256_SECRET") or None,
+            auth_token_endpoint=env.get("FHIRSERVER_AUTH_TOKEN_ENDPOINT") or None,
+            auth_authorization_endpoint=env.get("FHIRSERVER_AUTH_AUTHORIZATION_ENDPOINT") or None,
             auth_leeway_s=_int(env, "FHIRSERVER_AUTH_LEEWAY", cls.auth_leeway_s, 0),
             rate_limit=_int(env, "FHIRSERVER_RATE_LIMIT", cls.rate_limit, 0),
             audit_ship_ms=_int(env, "FHIRSERVER_AUDIT_SHIP_MS", cls.audit_ship_ms, 0),
@@ -171,6 +175,10 @@ class Settings:
             raise SettingsError("FHIRSERVER_AUTH is on or off")
         if self.auth_leeway_s > 300:
             raise SettingsError("FHIRSERVER_AUTH_LEEWAY is at most 300 seconds")
+        for name, url in (("FHIRSERVER_AUTH_TOKEN_ENDPOINT", self.auth_token_endpoint),
+                          ("FHIRSERVER_AUTH_AUTHORIZATION_ENDPOINT", self.auth_authorization_endpoint)):
+            if url is not None and not url.startswith(("https://", "http://")):
+                raise SettingsError(f"{name} must be an absolute http:// or https:// URL, got {url[:60]!r}")
         if self.auth == "off":
             return
         if not (self.auth_jwks or self.auth_hs256_secret):

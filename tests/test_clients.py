@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+import requests
 from conftest import ServerProcess, new_server
 from fhirpy import SyncFHIRClient
 
@@ -61,6 +62,8 @@ def test_fhirpy_get_or_create_creates_once(base):
 ISSUER = "https://auth.clients.example"
 SECRET = "client-tests-secret-of-at-least-32-chars"
 JS = Path(__file__).resolve().parent / "js"
+TOKEN_URL = "https://auth.clients.example/realms/hr/protocol/openid-connect/token"  # Keycloak's form
+AUTHORIZE_URL = "https://auth.clients.example/realms/hr/protocol/openid-connect/auth"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     handle = new_server(tmp_path_factory.mktemp("clients"))
     handle.extra_env.update({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": ISSUER,
                              "FHIRSERVER_AUTH_HS256_SECRET": SECRET,
-                             "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{handle.port}/fhir"})
+                             "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{handle.port}/fhir",
+                             "FHIRSERVER_AUTH_TOKEN_ENDPOINT": TOKEN_URL,
+                             "FHIRSERVER_AUTH_AUTHORIZATION_ENDPOINT": AUTHORIZE_URL})
     handle.start()
     yield handle
     handle.stop()
@@ -122,3 +127,18 @@ def test_smart_fhirclient_reads_the_capability_statement_and_its_models_round_tr
     observation.create(smart.server)
     found = list(Observation.where(struct={"subject": f"Patient/{read.id}"}).perform_resources_iter(smart.server))
     assert [o.valueQuantity.value for o in found] == [131]
+
+
+def test_smart_discovery_names_the_configured_endpoints_and_only_true_grants(secured: ServerProcess, base) -> None:
+    """With the identity provider's endpoints configured, SMART discovery (well-known and CapabilityStatement)
+    names them as absolute URLs, with the grants they make possible; fhir-kit-client reads them. With
+    authentication off the well-known document is a 404 that says so."""
+    smart = requests.get(f"{secured.base}/.well-known/smart-configuration", timeout=10).json()
+    assert smart["token_endpoint"] == TOKEN_URL and smart["authorization_endpoint"] == AUTHORIZE_URL
+    assert smart["grant_types_supported"] == ["client_credentials", "authorization_code"]
+    assert smart["response_types_supported"] == ["code"] and smart["issuer"] == ISSUER
+    ran = _node("smart_discovery.mjs", secured.base)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert json.loads(ran.stdout.strip().splitlines()[-1]) == {"token": TOKEN_URL, "authorize": AUTHORIZE_URL}
+    off = requests.get(f"{base}/.well-known/smart-configuration", timeout=10)
+    assert off.status_code == 404 and "Authentication is off" in off.text

@@ -403,7 +403,7 @@ def test_cds_hooks_discovery_cards_and_feedback(http, base, net):
     assert "重庆市渝北区人民医院" in card["summary"] and card["source"]["label"]
     assert card["links"][0]["url"].endswith(f"DiagnosticReport/{net['results']['dr5']['id']}")
     action = card["suggestions"][0]["actions"][0]
-    assert action == {"type": "delete", "description": "取消本次重复申请", "resourceId": ["ServiceRequest/draft-1"]}
+    assert action == {"type": "delete", "description": "取消本次重复申请", "resourceId": "ServiceRequest/draft-1"}
     assert {r["code"] for r in card["overrideReasons"]} >= {"emergency", "condition-changed"}
     accepted = http.post(
         f"{root}/cds-services/hr-recognition-order-select/feedback",

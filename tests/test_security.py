@@ -169,6 +169,8 @@ def test_public_endpoints_need_no_token(secure: tuple[ServerProcess, Keys]) -> N
     smart = requests.get(f"{server.base}/.well-known/smart-configuration", timeout=10)
     assert smart.status_code == 200 and smart.json()["issuer"] == ISSUER
     assert "permission-v2" in smart.json()["capabilities"]
+    # no token or authorization endpoint configured: none is guessed, nor a grant that would need one
+    assert not {"token_endpoint", "authorization_endpoint", "grant_types_supported"} & set(smart.json())
     assert call(server, "GET", "/Patient", None).status_code == 401
 
 
@@ -176,8 +178,7 @@ def test_capability_statement_describes_smart_security(secure: tuple[ServerProce
     server, _ = secure
     rest = call(server, "GET", "/metadata", None).json()["rest"][0]
     assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
-    uris = rest["security"]["extension"][0]["extension"]
-    assert {"url": "token", "valueUri": f"{ISSUER}/token"} in uris
+    assert "extension" not in rest["security"]  # no oauth-uris: this deployment configured no endpoints
     assert any(p["name"] == "_federated" for p in rest["searchParam"])
 
 

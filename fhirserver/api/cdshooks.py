@@ -132,7 +132,7 @@ def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: 
             "overrideReasons": recognition.catalog.exceptions()}
         if order.get("id"):
             card["suggestions"][0]["actions"] = [{"type": "delete", "description": "取消本次重复申请",
-                                                  "resourceId": [f"ServiceRequest/{order['id']}"]}]
+                                                  "resourceId": f"ServiceRequest/{order['id']}"}]
         cards.append(card)
         ctx.store.notes.save(CDS_CARDS, {"_id": card_id, "service": service_id, "result": decision.result.reference,
                                              "requester": requester.reference if requester else None,

@@ -215,21 +215,37 @@ def install(app: Flask, settings: Settings, record: Callable[[dict[str, Any]], A
     @app.get("/.well-known/smart-configuration")
     @app.get("/fhir/.well-known/smart-configuration")
     def smart_configuration() -> Response:
+        if settings.auth != "on":  # the standard signal for "no SMART here": clients then call without a token
+            off = ("Authentication is off on this server (FHIRSERVER_AUTH=off): there is no SMART authorization; "
+                   "call the API without a token.")
+            return render_error(FhirError.of(404, "not-found", off), request)
         return app.response_class(response=_smart(settings), content_type="application/json")
 
 
 def _smart(settings: Settings) -> bytes:
+    """SMART App Launch 2.0 discovery: only what is true of this deployment. The token and authorization
+    endpoints are the identity provider's (FHIRSERVER_AUTH_TOKEN_ENDPOINT, ..._AUTHORIZATION_ENDPOINT); one not
+    configured is not advertised, nor the grants and capabilities that need it."""
     import json
 
-    issuer = settings.auth_issuer or ""
     body: dict[str, Any] = {
-        "issuer": issuer, "token_endpoint": f"{issuer.rstrip('/')}/token",
-        "grant_types_supported": ["client_credentials", "authorization_code"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "issuer": settings.auth_issuer,
         "scopes_supported": ["system/*.rs", "system/*.cruds", "user/*.rs", "user/*.cruds", "patient/*.rs"],
-        "capabilities": ["permission-v2", "permission-v1", "permission-patient", "permission-user",
-                         "client-confidential-asymmetric"],
-        "code_challenge_methods_supported": ["S256"]}
+        "capabilities": ["permission-v2", "permission-v1", "permission-patient", "permission-user"]}
+    grants = []
+    if settings.auth_token_endpoint:
+        body["token_endpoint"] = settings.auth_token_endpoint
+        body["token_endpoint_auth_methods_supported"] = ["private_key_jwt"]
+        body["capabilities"].append("client-confidential-asymmetric")
+        grants.append("client_credentials")
+    if settings.auth_authorization_endpoint and settings.auth_token_endpoint:
+        body["authorization_endpoint"] = settings.auth_authorization_endpoint
+        body["response_types_supported"] = ["code"]
+        body["code_challenge_methods_supported"] = ["S256"]
+        body["capabilities"] += ["launch-standalone", "context-standalone-patient"]
+        grants.append("authorization_code")
+    if grants:
+        body["grant_types_supported"] = grants
     if settings.auth_jwks and settings.auth_jwks.startswith("https://"):
         body["jwks_uri"] = settings.auth_jwks
     return json.dumps(body).encode()

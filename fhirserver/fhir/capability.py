@@ -103,12 +103,13 @@ def _security(ctx: FhirContext) -> dict[str, Any]:
     cors = bool(settings.cors_origins)
     if settings.auth != "on":
         return {"cors": cors, "description": "Authentication is off (FHIRSERVER_AUTH=off): development only."}
-    issuer = (settings.auth_issuer or "").rstrip("/")
+    endpoints = (("token", settings.auth_token_endpoint), ("authorize", settings.auth_authorization_endpoint))
+    uris = [{"url": name, "valueUri": url} for name, url in endpoints if url]
     return {
         "cors": cors,
         "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                  "code": "SMART-on-FHIR"}]}],
-        "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                       "extension": [{"url": "token", "valueUri": f"{issuer}/token"}]}],
+        **({"extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                           "extension": uris}]} if uris else {}),
         "description": "Bearer JWTs with SMART v2 (and v1) scopes; the organization claim decides ownership, "
                        "patients' Consents decide what other organizations see; every request is audited."}
