@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .api import cdshooks, dicomweb, guard, metrics, operations, rest
+from .api.origin import root_url
 from .api.responses import render_error, render_unexpected
 from .config import Settings
 from .federation.breaker import CircuitBreaker
@@ -172,7 +173,7 @@ def _register_registry_snapshot(app: Flask, ctx: FhirContext) -> None:
     def begin() -> None:
         g.registry_snapshot = ctx.store.changes.snapshot()
         g.registry_snapshot.__enter__()
-        g.served_base = local_base.serve(request.host_url.rstrip("/") + "/fhir")  # references to us are local
+        g.served_base = local_base.serve(root_url() + "/fhir")  # references to us are local
 
     @app.teardown_request
     def end(_error: BaseException | None) -> None:

@@ -248,7 +248,7 @@ def test_bad_objects_are_rejected_with_a_reason_and_nothing_is_stored(base, stor
     before = stored_objects(store)
     response = stow(base, make())
     assert response.status_code == 409, response.text
-    failed = response.json()["0008119A"]["Value"][0]
+    failed = response.json()["00081198"]["Value"][0]
     assert words in failed["00000902"]["Value"][0]
     assert stored_objects(store) == before
 
@@ -264,7 +264,7 @@ def test_duplicate_upload_is_idempotent_and_a_different_object_with_the_same_uid
     other = io.BytesIO()
     ds.save_as(other, enforce_file_format=True)
     refused = stow(base, other.getvalue())
-    assert refused.status_code == 409 and refused.json()["0008119A"]["Value"][0]["00081197"]["Value"] == [0x0111]
+    assert refused.status_code == 409 and refused.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0x0111]
     assert stored_objects(store) == before
 
 
@@ -276,7 +276,7 @@ def test_mixed_upload_stores_the_good_and_reports_the_bad(base):
     )
     response = stow(base, good, b"not dicom at all" * 20)
     assert response.status_code == 202
-    assert response.json()["00081199"]["Value"] and response.json()["0008119A"]["Value"]
+    assert response.json()["00081199"]["Value"] and response.json()["00081198"]["Value"]
 
 
 def test_stow_needs_multipart_and_errors_are_operation_outcomes(base):
@@ -362,3 +362,81 @@ def test_the_same_object_uploaded_six_times_at_once_is_stored_once(base, store):
     assert pydicom.dcmread(io.BytesIO(buffer.getvalue())).PixelData == ds.PixelData
     chunks = store["_dicom_chunks"].count_documents({"sop": str(ds.SOPInstanceUID)})
     assert chunks == 1  # the losers removed their own chunks
+
+
+def _slice_with(study: int, **attributes: object) -> tuple[bytes, pydicom.Dataset]:
+    from tools_examples import example_slice
+
+    ds = pydicom.dcmread(io.BytesIO(example_slice(study, 1)))
+    for name, value in attributes.items():
+        if value is None:
+            delattr(ds, name)
+        else:
+            setattr(ds, name, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue(), ds
+
+
+def test_an_object_without_patient_id_joins_its_orders_patient_or_leaves_nothing(http, base, store):
+    """No PatientID and no order with its AccessionNumber: STOW answers 409 with a FailedSOPSequence item
+    (FailureReason, the SOP Instance UID, why) and nothing is stored, not even for WADO/QIDO. With a ServiceRequest
+    carrying that accession number, the same object is stored and its ImagingStudy's subject is the order's
+    patient."""
+    study = 30_000 + int(uuid.uuid4().int % 10_000)
+    accession = f"ACC-{uuid.uuid4().hex[:8]}"
+    data, ds = _slice_with(study, PatientID=None, AccessionNumber=accession)
+    refused = stow(base, data)
+    assert refused.status_code == 409, refused.text
+    item = refused.json()["00081198"]["Value"][0]
+    assert item["00081155"]["Value"] == [str(ds.SOPInstanceUID)] and item["00081197"]["Value"] == [0x0110]
+    assert "AccessionNumber" in item["00000902"]["Value"][0]
+    assert store["_dicom_instances"].count_documents({"_id": str(ds.SOPInstanceUID)}) == 0
+    assert requests.get(f"{dicomweb(base)}/studies/{ds.StudyInstanceUID}/metadata", timeout=30).status_code == 404
+    patient = http.post(f"{base}/Patient", json={"resourceType": "Patient", "name": [{"text": "无号患者"}]},
+                        headers={"Content-Type": FHIR_JSON}).json()
+    order = {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "code": {"text": "头颅CT"},
+             "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                                  "code": "ACSN"}]}, "value": accession}],
+             "subject": {"reference": f"Patient/{patient['id']}"}}
+    assert http.post(f"{base}/ServiceRequest", json=order, headers={"Content-Type": FHIR_JSON}).status_code == 201
+    stored = stow(base, data)
+    assert stored.status_code == 200, stored.text
+    assert http.get(f"{base}/ImagingStudy/{ds.StudyInstanceUID}").json()["subject"] == {
+        "reference": f"Patient/{patient['id']}"}
+
+
+def test_metadata_bulk_uris_frames_and_qido_filters_through_dicomweb_client(base):
+    """The metadata's pixel-data BulkDataURI is retrievable (frames); dicomweb-client retrieves frames; QIDO finds
+    by PatientName with wildcards and fuzzy matching, by series Modality, at the /series and /instances roots, and
+    includefield=all gives the header's attributes."""
+    study = 40_000 + int(uuid.uuid4().int % 10_000)
+    name = f"Qido{uuid.uuid4().hex[:6]}^Mei"
+    data, ds = _slice_with(study, PatientName=name)
+    assert stow(base, data).status_code == 200
+    client = DICOMwebClient(dicomweb(base))
+    meta = client.retrieve_instance_metadata(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
+                                             str(ds.SOPInstanceUID))
+    uri = meta["7FE00010"]["BulkDataURI"]
+    assert uri.endswith("/frames/1")
+    frames = client.retrieve_instance_frames(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
+                                             str(ds.SOPInstanceUID), frame_numbers=[1])
+    assert frames[0] == ds.PixelData
+    assert requests.get(uri, timeout=30).status_code == 200
+    family = name.split("^")[0]
+
+    def studies(**params: str) -> set[str]:
+        return {s["0020000D"]["Value"][0] for s in client.search_for_studies(search_filters=params)}
+
+    assert str(ds.StudyInstanceUID) in studies(PatientName=f"{family[:6]}*")
+    assert str(ds.StudyInstanceUID) in studies(PatientName=f"{family.lower()}^me?")
+    assert str(ds.StudyInstanceUID) not in studies(PatientName="Mei*")
+    fuzzy = client.search_for_studies(search_filters={"PatientName": "Mei"}, fuzzymatching=True)
+    assert str(ds.StudyInstanceUID) in {s["0020000D"]["Value"][0] for s in fuzzy}
+    series = client.search_for_series(search_filters={"Modality": "CT", "PatientName": name})
+    assert [s["0020000E"]["Value"][0] for s in series] == [str(ds.SeriesInstanceUID)]
+    assert client.search_for_series(search_filters={"Modality": "MR", "PatientName": name}) == []
+    instances = client.search_for_instances(search_filters={"PatientName": name}, get_remaining=False)
+    assert [i["00080018"]["Value"][0] for i in instances] == [str(ds.SOPInstanceUID)]
+    full = client.search_for_studies(search_filters={"PatientName": name}, fields=["all"])
+    assert "00180050" in full[0]  # SliceThickness: not a default QIDO attribute

@@ -25,6 +25,7 @@ from ..recognition.service import RecognitionService
 from ..recognition.statistics import statistics
 from ..terminology import operations as terminology
 from .negotiation import check_body_type, response_media_type
+from .origin import root_url
 from .responses import render, render_error
 
 CONFORMANCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition", "SearchParameter",
@@ -63,13 +64,13 @@ def _recognize(ctx: FhirContext, recognition: RecognitionService, inputs: Operat
 def _duplicate_check(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
                      _instance: dict[str, Any] | None) -> dict[str, Any]:
     return recognition.duplicate_check(ctx, inputs.require("request"), inputs.all("context"),
-                                       ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
+                                       ctx.settings.base_url or root_url() + "/fhir")
 
 
 def _match(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
            _instance: dict[str, Any] | None) -> dict[str, Any]:
     return match(ctx, recognition.persons, inputs.require("resource"), bool(inputs.get("onlyCertainMatches", False)),
-                 inputs.get("count"), ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
+                 inputs.get("count"), ctx.settings.base_url or root_url() + "/fhir")
 
 
 def _everything(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
@@ -77,7 +78,7 @@ def _everything(ctx: FhirContext, recognition: RecognitionService, inputs: Opera
     assert instance is not None
     given = {name: inputs.get(name) for name in ("start", "end", "_since", "_type", "_count", "_page")}
     return everything(ctx, recognition.persons, instance["id"], given,
-                      ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir")
+                      ctx.settings.base_url or root_url() + "/fhir")
 
 
 def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
@@ -169,7 +170,7 @@ def blueprint(ctx: FhirContext, recognition: RecognitionService) -> Blueprint:
     bp = Blueprint("operations", __name__)
 
     def base_url() -> str:
-        return ctx.settings.base_url or request.host_url.rstrip("/") + "/fhir"
+        return ctx.settings.base_url or root_url() + "/fhir"
 
     def respond(produce: Callable[[], dict[str, Any]]) -> Response:
         try:

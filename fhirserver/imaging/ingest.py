@@ -90,18 +90,27 @@ def _send(url: str, files: list[Path], summary: Summary, out: TextIO, started: f
             if response.status_code not in (200, 202, 409):
                 raise OSError(f"the server refused the upload (HTTP {response.status_code}): {response.text[:300]}")
             answer = response.json()
-            stored = {i["00081155"]["Value"][0] for i in answer.get("00081199", {}).get("Value", [])}
-            failed = {i.get("00081155", {}).get("Value", [None])[0]: i.get("00000902", {}).get("Value", ["?"])[0]
-                      for i in answer.get("0008119A", {}).get("Value", [])}
+            # Count from the per-instance answers: each ReferencedSOPSequence item is one stored file, each
+            # FailedSOPSequence item one refused file (a file reusing a stored UID is refused, not counted stored)
+            stored: dict[str, int] = {}
+            for item in answer.get("00081199", {}).get("Value", []):
+                sop = item["00081155"]["Value"][0]
+                stored[sop] = stored.get(sop, 0) + 1
+            failed: dict[str | None, list[str]] = {}
+            for item in answer.get("00081198", {}).get("Value", []):
+                failed.setdefault(item.get("00081155", {}).get("Value", [None])[0], []).append(
+                    item.get("00000902", {}).get("Value", ["rejected"])[0])
             for path, _data in batch:
                 header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
                 sop = str(header.get("SOPInstanceUID", ""))
-                if sop in stored:
+                if stored.get(sop):
+                    stored[sop] -= 1
                     summary.stored += 1
                     summary.studies.add(str(header.get("StudyInstanceUID", "")))
                     summary.series.add(str(header.get("SeriesInstanceUID", "")))
                 else:
-                    summary.rejected.append((str(path), failed.get(sop) or next(iter(failed.values()), "rejected")))
+                    reasons = failed.get(sop) or failed.get(None) or ["rejected"]
+                    summary.rejected.append((str(path), reasons.pop(0) if len(reasons) > 1 else reasons[0]))
             done += len(batch)
             out.write(f"\r{done}/{len(files)} files ({done / max(time.monotonic() - started, 1e-6):.0f}/s)")
             out.flush()

@@ -31,6 +31,7 @@ class Outcome:
     stored: bool
     reason: str = ""
     code: int = 0
+    new: bool = False  # stored by this upload (not the same bytes stored before)
 
 
 def _int(value: Any) -> int | None:
@@ -81,12 +82,14 @@ class ImagingService:
         except DicomRejected as rejected:
             return Outcome(None, None, None, False, rejected.reason, rejected.code)
         existing = self.store.get(instance.sop_uid)
+        new = existing is None
         if existing is None:
             existing = self.store.put(self._document(instance), data)  # None: stored now
+            new = existing is None
         if existing is not None and existing["sha256"] != instance.sha256:
             return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, False,
                            "A different object with this SOP Instance UID is already stored.", 0x0111)
-        return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, True)  # stored, or the same bytes
+        return Outcome(instance.sop_uid, instance.sop_class, instance.study_uid, True, new=new)
 
     def _document(self, instance: Instance) -> dict[str, Any]:
         return {"_id": instance.sop_uid, "study": instance.study_uid, "series": instance.series_uid,
@@ -102,6 +105,29 @@ class ImagingService:
 
     def refresh_study(self, ctx: FhirContext, study_uid: str, base_url: str) -> dict[str, Any]:
         return self.builder.write(ctx, self.store.find({"study": study_uid}), base_url)
+
+    def frames(self, document: dict[str, Any], numbers: list[int]) -> list[bytes]:
+        """The asked frames' pixel data as stored (PS3.18 frames, uncompressed transfer syntaxes); IndexError(n)
+        for a frame the object does not have, ValueError when the pixel data is compressed."""
+        dataset = pydicom.dcmread(io.BytesIO(self.store.read(document)))
+        if "PixelData" not in dataset:
+            raise ValueError("the object has no pixel data")
+        if pydicom.uid.UID(dataset.file_meta.TransferSyntaxUID).is_compressed:
+            raise ValueError("its pixel data is compressed; retrieve the instance")
+        count = int(dataset.get("NumberOfFrames", 1) or 1)
+        size = len(dataset.PixelData) // count
+        for number in numbers:
+            if not 1 <= number <= count:
+                raise IndexError(number)
+        return [bytes(dataset.PixelData[(n - 1) * size: n * size]) for n in numbers]
+
+    def bulkdata(self, document: dict[str, Any], tag: int) -> bytes | None:
+        """The raw value of a top-level element (the BulkDataURI of the metadata names it); None when absent."""
+        dataset = pydicom.dcmread(io.BytesIO(self.store.read(document)))
+        element = dataset.get(tag)
+        if element is None or not isinstance(element.value, bytes | bytearray):
+            return None
+        return bytes(element.value)
 
     def render(self, document: dict[str, Any], frame: int = 1, window: Window | None = None) -> bytes:
         """A PNG of one frame, windowed as asked (PS3.18 `window=center,width,function`) or from the header

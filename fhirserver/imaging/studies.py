@@ -14,6 +14,7 @@ from ..fhir.errors import FhirError
 from ..fhir.interactions import create, update
 from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
+from ..fhir.json_format import loads
 from ..security.principal import acting_as_server, current
 from ..terminology.service import TerminologyService
 
@@ -155,7 +156,7 @@ class StudyBuilder:
         patient_id = str(_v(meta, "00100020") or "").strip()
         issuer = str(_v(meta, "00100021") or "").strip()
         if not patient_id:
-            raise FhirError.of(422, "required", "The DICOM object has no PatientID; the study cannot be attached.")
+            return self._patient_of_order(ctx, meta)
         identifiers = [{"system": f"urn:dicom:issuer:{issuer}" if issuer else "urn:dicom:patient-id",
                         "value": patient_id}]
         if is_national_id(patient_id):
@@ -183,6 +184,24 @@ class StudyBuilder:
             base_url=base_url, if_none_exist=f"identifier={first['system']}|{first['value']}"))
         assert result.version is not None
         return f"Patient/{result.version.id}"
+
+    @staticmethod
+    def _patient_of_order(ctx: FhirContext, meta: dict[str, Any]) -> str:
+        """An object without PatientID belongs to the patient of the order its AccessionNumber names (a
+        ServiceRequest whose identifier or requisition is that number, one order, subject a Patient); else it cannot
+        be attached to anyone and is refused: a result nobody can find would never be recognized."""
+        accession = str(_v(meta, "00080050") or "").strip()
+        orders = []
+        if accession:
+            value = accession.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$")
+            orders = find(ctx, "ServiceRequest", [("identifier", value)], 2) or \
+                find(ctx, "ServiceRequest", [("requisition", value)], 2)
+        subjects = {(loads(o.text).get("subject") or {}).get("reference") for o in orders if o.text}
+        if len(orders) == 1 and len(subjects) == 1:
+            subject = subjects.pop()
+            if isinstance(subject, str) and subject.startswith("Patient/"):
+                return subject
+        raise FhirError.of(422, "required", "No PatientID, and no single order has its AccessionNumber.")
 
     def _endpoint(self, ctx: FhirContext, base_url: str) -> str:
         endpoint = {"resourceType": "Endpoint", "id": "dicomweb", "status": "active",

@@ -52,6 +52,11 @@ class DicomStore:
             return self.get(sop)
         return None
 
+    def delete(self, sop_uid: str) -> None:
+        """Remove an object (its instance document first: without it, its chunks are never read)."""
+        self._db[INSTANCES].delete_one({"_id": sop_uid})
+        self._db[CHUNKS].delete_many({"sop": sop_uid})
+
     def read(self, document: dict[str, Any]) -> bytes:
         # objects stored before upload keys have none, and neither have their chunks (None matches a missing field)
         parts = list(self._db[CHUNKS].find({"sop": document["_id"], "upload": document.get("upload")},
