@@ -86,3 +86,15 @@ def test_history_rejects_unknown_parameters_and_bad_values(http, base):
     assert http.get(f"{base}/Observation/{rid}/_history?_count=-1").status_code == 400
     assert http.get(f"{base}/Observation/{rid}/_history?_page=%7B%22%24gt%22%3A1%7D").status_code == 400
     assert http.get(f"{base}/Observation/{unique()}/_history").status_code == 404
+
+
+def test_instance_history_carries_its_total(http, base):
+    """fhirpy and others read Bundle.total of a resource's history: it counts the resource's versions."""
+    from conftest import observation, post, unique
+
+    created = post(http, base, observation(unique())).json()
+    http.put(f"{base}/Observation/{created['id']}", json={**created, "status": "amended"},
+             headers={"Content-Type": "application/fhir+json"})
+    whole = http.get(f"{base}/Observation/{created['id']}/_history").json()
+    paged = http.get(f"{base}/Observation/{created['id']}/_history", params={"_count": 1}).json()
+    assert whole["total"] == paged["total"] == 2 and len(paged["entry"]) == 1

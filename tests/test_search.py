@@ -506,3 +506,38 @@ def test_system_history_is_newest_first_across_types_and_pages_cleanly(http, bas
     assert mine == list(reversed(written))  # newest first
     assert len(seen) == len(set(seen))
     assert stamps == sorted(stamps, reverse=True)
+
+
+def test_include_wildcard_includes_every_referenced_resource(http, base):
+    """`_include=Observation:*` (and `_include=*`) adds what any reference parameter of the match points to: here
+    its subject and its performer; `_revinclude=*` is a 400 (no wildcard in reverse)."""
+    tag = unique("wild")
+    patient = http.post(f"{base}/Patient", json={"resourceType": "Patient", "meta": {"tag": [
+        {"system": "urn:test", "code": tag}]}}, headers={"Content-Type": FHIR_JSON}).json()
+    organization = http.post(f"{base}/Organization", json={"resourceType": "Organization", "name": "通配医院"},
+                             headers={"Content-Type": FHIR_JSON}).json()
+    post(http, base, {**observation(tag), "subject": {"reference": f"Patient/{patient['id']}"},
+                      "performer": [{"reference": f"Organization/{organization['id']}"}]})
+    for wildcard in ("Observation:*", "*"):
+        found = http.get(f"{base}/Observation", params={"identifier": tag, "_include": wildcard})
+        assert found.status_code == 200, found.text
+        included = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in found.json()["entry"]
+                    if e["search"]["mode"] == "include"}
+        assert included == {f"Patient/{patient['id']}", f"Organization/{organization['id']}"}
+    assert http.get(f"{base}/Observation", params={"_revinclude": "*"}).status_code == 400
+
+
+def test_observation_lastn_gives_the_newest_of_each_code(http, base):
+    """Observation/$lastn?patient=…&max=2: per code, the two newest results, newest first; without a patient, 400."""
+    patient = http.post(f"{base}/Patient", json={"resourceType": "Patient"}, headers={"Content-Type": FHIR_JSON}).json()
+    made = {}
+    for code, day_of_month in (("718-7", 1), ("718-7", 2), ("718-7", 3), ("4548-4", 5)):
+        resource = {**observation(unique()), "subject": {"reference": f"Patient/{patient['id']}"},
+                    "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                    "effectiveDateTime": f"2026-10-0{day_of_month}"}
+        made[post(http, base, resource).json()["id"]] = (code, day_of_month)
+    answer = http.get(f"{base}/Observation/$lastn", params={"patient": f"Patient/{patient['id']}", "max": 2})
+    assert answer.status_code == 200, answer.text
+    got = [made[e["resource"]["id"]] for e in answer.json()["entry"]]
+    assert sorted(got) == [("4548-4", 5), ("718-7", 2), ("718-7", 3)]
+    assert http.get(f"{base}/Observation/$lastn").status_code == 400

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, request
 from ..config import DEFAULT_CANONICAL
 from ..fhir.errors import FhirError, Issue, bad_request, information, not_found, operation_outcome
 from ..fhir.interactions.context import FhirContext, Result
+from ..fhir.interactions.lastn import lastn
 from ..fhir.interactions.writing import check_type
 from ..fhir.json_format import loads
 from ..fhir.operation_params import OperationInput, Param, parse
@@ -87,6 +88,13 @@ def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: Opera
                       inputs.get("region"), inputs.get("organization"), inputs.get("category"), recognition.persons)
 
 
+def _lastn(ctx: FhirContext, _recognition: RecognitionService, inputs: OperationInput,
+           instance: dict[str, Any] | None) -> dict[str, Any]:
+    criteria = [(name, str(value)) for name in ("patient", "subject", "category", "code", "date")
+                for value in inputs.all(name)]
+    return lastn(ctx, ctx.settings.base_url or root_url() + "/fhir", criteria, int(inputs.get("max", 1)))
+
+
 def _validate(ctx: FhirContext, _recognition: RecognitionService, inputs: OperationInput,
               instance: dict[str, Any] | None) -> dict[str, Any]:
     """$validate: the resource (given or stored) against the FHIR rules and a profile; issues, not errors."""
@@ -137,6 +145,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("everything", ("Patient",), True, f"{HL7}/Patient-everything",
               [Param("start"), Param("end"), Param("_since"), Param("_type"), Param("_count", "integer"),
                Param("_page")], _everything, type_level=False),
+    Operation("lastn", ("Observation",), False, f"{HL7}/Observation-lastn",
+              [Param("max", "integer"), Param("patient"), Param("subject"), Param("category", repeats=True),
+               Param("code", repeats=True), Param("date", repeats=True)], _lastn),
     Operation("statistics", (), False, f"{CANONICAL_OD}/hr-statistics",
               [Param("period-start"), Param("period-end"), Param("region"), Param("organization"), Param("category")],
               _statistics, type_level=False, system=True),

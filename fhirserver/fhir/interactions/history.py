@@ -51,6 +51,10 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
         last = versions[count - 1]
         token = encode_cursor({"ts": last.last_updated, "key": f"{last.id}/{last.vid}"})
         bundle["link"].append({"relation": "next", "url": page_url(request.base_url, path, [*keep, ("_page", token)])})
+    if resource_id is not None and after is None and since is None and len(versions) <= count:
+        bundle["total"] = len(versions)  # one resource's versions, all on this page: the total costs nothing
+    elif resource_id is not None:
+        bundle["total"] = len(ctx.store.versions.history(resource_type, resource_id, since, None, 10_000))
     if entries:
         bundle["entry"] = entries
     return Result(status=200, body=bundle)

@@ -257,7 +257,7 @@ class QueryParser:
                 raise _bad(name, "_elements lists top-level element names, e.g. _elements=status,code.")
             query.elements = elements
         elif name in ("_include", "_revinclude", "_include:iterate", "_revinclude:iterate"):
-            query.includes.append(self._include(name, raw))
+            query.includes.extend(self._includes(query.resource_type, name, raw))
         elif name == "_page":
             query.page = raw
 
@@ -270,6 +270,17 @@ class QueryParser:
         if parameter is None or parameter.type == "composite" or parameter.resolved_by:
             raise FhirError.of(400, "not-supported", f"Cannot sort {resource_type} by '{code}'.", "_sort")
         return code, parameter.type, direction
+
+    def _includes(self, resource_type: str, name: str, raw: str) -> list[Include]:
+        """`_include=Type:*` (or `*`, the searched type) stands for every reference parameter of the type."""
+        source, _, rest = (f"{resource_type}:*" if raw == "*" else raw).partition(":")
+        if rest != "*":
+            return [self._include(name, raw)]
+        if name.startswith("_revinclude") or source not in SUPPORTED_TYPES:
+            raise _bad(name, f"A wildcard is written _include=Type:* (or _include=*), got {name}={raw[:60]}.")
+        return [self._include(name, f"{source}:{code}") for code, parameter in
+                sorted(self.registry.for_type(source).items())
+                if parameter.type == "reference" and not parameter.resolved_by]
 
     def _include(self, name: str, raw: str) -> Include:
         reverse = name.startswith("_revinclude")
