@@ -122,10 +122,38 @@ def store(server: ServerProcess) -> Iterator[pymongo.database.Database]:
     client.close()
 
 
+# Every FHIR body the server answers through the `http` fixture (most of the suite's requests) is validated with an
+# independent model of FHIR (fhir.resources R4B); any that fails makes the whole run fail at its end (issue 17).
+INVALID_BODIES: list[str] = []
+
+
+def _validate_fhir_body(response: requests.Response, *_args: object, **_kwargs: object) -> None:
+    if not response.headers.get("Content-Type", "").startswith(FHIR_JSON) or not response.content:
+        return
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    where = f"{response.request.method} {response.url[:200]} -> {response.status_code}"
+    try:
+        body = response.json()
+        get_fhir_model_class(body["resourceType"]).model_validate(body)
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        INVALID_BODIES.append(f"{where}: {str(exc)[:600]}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if INVALID_BODIES:
+        print(f"\n{len(INVALID_BODIES)} FHIR response bodies do not validate with fhir.resources (R4B):")
+        for line in INVALID_BODIES[:20]:
+            print("  " + line)
+        session.exitstatus = 1
+
+
 @pytest.fixture(scope="session")
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.headers.update({"Accept": FHIR_JSON})
+        session.hooks["response"].append(_validate_fhir_body)
         yield session
 
 

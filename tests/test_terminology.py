@@ -195,7 +195,7 @@ def test_capability_statement_lists_operations_and_custom_parameters(http, base)
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert {o["name"] for o in resources["ValueSet"]["operation"]} == {"expand", "validate-code"}
     assert {o["name"] for o in resources["CodeSystem"]["operation"]} == {"lookup", "validate-code", "subsumes"}
-    assert {o["name"] for o in resources["Observation"]["operation"]} == {"validate", "recognize"}
+    assert {o["name"] for o in resources["Observation"]["operation"]} == {"validate", "recognize", "lastn"}
     item = next(p for p in resources["Observation"]["searchParam"] if p["name"] == "item")
     assert item["definition"] == f"{C}/SearchParameter/hr-item"
     assert any(p["name"] == "region" for p in resources["Organization"]["searchParam"])

@@ -23,7 +23,7 @@ from .writing import check_type
 def patch(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, request: RequestInfo) -> Result:
     check_type(resource_type)
     fhirpath = body if is_fhirpath_patch(body) else None
-    operations = None if fhirpath else check_patch_document(body)
+    operations = None if fhirpath else check_patch_document(_not_a_partial_resource(body))
     expected = parse_etag(request.if_match) if request.if_match else None
     if not is_valid_id(resource_id):
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
@@ -39,7 +39,7 @@ def conditional_patch(ctx: FhirContext, resource_type: str, body: Any, request: 
     """PATCH [type]?criteria (R4 http.html#patch): the one match is patched; none is 404, several 412."""
     check_type(resource_type)
     if not is_fhirpath_patch(body):
-        check_patch_document(body)
+        check_patch_document(_not_a_partial_resource(body))
     if not request.query:
         raise bad_request("A conditional patch needs search criteria in the URL, e.g. "
                           f"PATCH /fhir/{resource_type}?identifier=system|value.")
@@ -49,3 +49,12 @@ def conditional_patch(ctx: FhirContext, resource_type: str, body: Any, request: 
         if not matches:
             raise not_found(f"The criteria match no {resource_type}; a conditional patch needs exactly one match.")
         return patch(ctx, resource_type, matches[0].id, body, request)
+
+
+def _not_a_partial_resource(body: Any) -> Any:
+    """A JSON object that is not a Parameters is a partial resource (a merge patch, as some servers take): say so."""
+    if isinstance(body, dict):
+        raise bad_request("A PATCH body is a JSON Patch array (Content-Type application/json-patch+json) or a FHIRPath "
+                          "Patch Parameters (application/fhir+json); a partial resource (JSON Merge Patch) is not a "
+                          "FHIR R4 patch format.")
+    return body
