@@ -235,6 +235,18 @@ def _care_at_b(server: ServerProcess, a_patient: str, confirmed: bool = True) ->
     return b_pid
 
 
+def _a_patient_with_a_report(server: ServerProcess, admin: str, prefix: str) -> tuple[str, str]:
+    """A's patient (a fresh id) and a chest CT report A performed for them: (patient id, report id)."""
+    pid = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    assert call(server, "PUT", f"/Patient/{pid}", admin, {
+        "resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
+    ).status_code == 201
+    rid = call(server, "POST", "/DiagnosticReport", admin, {
+        "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "胸部CT"},
+        "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-a"}]}).json()["id"]
+    return pid, rid
+
+
 def _link(server: ServerProcess, record: str, other: str, token: str) -> None:
     """The record's owner (or the steward) adds a seealso link from `record` to `other` with a JSON Patch."""
     patch = [{"op": "add", "path": "/link", "value": [{"other": {"reference": f"Patient/{other}"},
@@ -756,13 +768,7 @@ def test_a_hospital_cannot_pull_another_hospitals_record_into_its_patient_by_a_l
     server, _ = secure
     admin = hs(server, scope="system/*.cruds", organization="Organization/sec-a")
     doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
-    pid = f"pull-{uuid.uuid4().hex[:6]}"
-    assert call(server, "PUT", f"/Patient/{pid}", admin, {
-        "resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
-    ).status_code == 201
-    rid = call(server, "POST", "/DiagnosticReport", admin, {
-        "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "胸部CT"},
-        "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-a"}]}).json()["id"]
+    pid, rid = _a_patient_with_a_report(server, admin, "pull")
     b_pid = _care_at_b(server, pid, confirmed=False)
     assert call(server, "POST", "/Consent", doctor_b, _consent(f"Patient/{b_pid}", "permit-b")).status_code == 201
     assert call(server, "GET", f"/DiagnosticReport/{rid}", doctor_b).status_code == 404
@@ -893,13 +899,7 @@ def test_the_owning_hospital_and_the_patient_see_the_consent_and_every_look_it_e
     doctor_a = hs(server, scope="user/*.rs", organization="Organization/sec-a", fhirUser="Practitioner/doc-a")
     doctor_b = hs(server, scope="user/*.cruds", organization="Organization/sec-b", fhirUser="Practitioner/doc-b")
     doctor_c = hs(server, scope="user/*.rs", organization="Organization/sec-c", fhirUser="Practitioner/doc-c")
-    pid = f"own-{uuid.uuid4().hex[:6]}"
-    assert call(server, "PUT", f"/Patient/{pid}", admin, {
-        "resourceType": "Patient", "id": pid, "managingOrganization": {"reference": "Organization/sec-a"}}
-    ).status_code == 201
-    rid = call(server, "POST", "/DiagnosticReport", admin, {
-        "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "胸部CT"},
-        "subject": {"reference": f"Patient/{pid}"}, "performer": [{"reference": "Organization/sec-a"}]}).json()["id"]
+    pid, rid = _a_patient_with_a_report(server, admin, "own")
     b_pid = _care_at_b(server, pid)
     cid = call(server, "POST", "/Consent", doctor_b, _consent(f"Patient/{b_pid}", "permit-b")).json()["id"]
 
