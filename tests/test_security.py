@@ -172,6 +172,8 @@ def test_public_endpoints_need_no_token(secure: tuple[ServerProcess, Keys]) -> N
     # no token or authorization endpoint configured: none is guessed, nor a grant that would need one
     assert not {"token_endpoint", "authorization_endpoint", "grant_types_supported"} & set(smart.json())
     assert call(server, "GET", "/Patient", None).status_code == 401
+    lists = requests.get(f"{server.base.rsplit('/fhir', 1)[0]}/lists/hr-scope-national.csv", timeout=10)
+    assert lists.status_code == 200 and "CT-HEAD" in lists.text  # the published lists need no token
 
 
 def test_capability_statement_describes_smart_security(secure: tuple[ServerProcess, Keys]) -> None:

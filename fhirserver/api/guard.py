@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PUBLIC = ("/fhir/metadata", "/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration",
           "/healthz", "/readyz", "/metrics")
+PUBLIC_PREFIXES = ("/lists",)  # the published recognized-item lists (api/lists.py)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _REF = {"organization": re.compile(r"Organization/[A-Za-z0-9.-]{1,64}"),
         "fhirUser": re.compile(r"(?:Practitioner|PractitionerRole)/[A-Za-z0-9.-]{1,64}"),
@@ -149,7 +150,7 @@ def install(app: Flask, settings: Settings, record: Callable[[dict[str, Any]], A
         principal.correlation_id = g.correlation_id
         g.principal_token = set_current(principal)
         g.principal = principal
-        if request.method == "OPTIONS" or request.path in PUBLIC:
+        if request.method == "OPTIONS" or request.path in PUBLIC or request.path.startswith(PUBLIC_PREFIXES):
             return None
         if verifier is not None:
             header = request.headers.get("Authorization", "")
