@@ -170,6 +170,7 @@ def test_child_chest_dr_five_days_old_at_another_chongqing_hospital_is_recognize
     # Chongqing recognizes DR results for 90 days (its scope overrides the 30-day default).
     assert answer["validUntil"].startswith((NOW - timedelta(days=5) + timedelta(days=90)).strftime("%Y-%m-%d"))
     assert answer["result"] == {"reference": f"DiagnosticReport/{net['results']['dr5']['id']}"}
+    assert answer["list"] == "http://hr.example.org/fhir/ValueSet/hr-scope-500000|2026.1"  # the list it used
 
 
 def test_the_same_dr_100_days_old_is_outside_the_window(http, base, net):

@@ -41,6 +41,11 @@ class RecognitionCatalog:
                                           for c in ctx.get("valueCodeableConcept", {}).get("coding", [])
                                           if c.get("system") == self.region_system)
 
+    def list_version(self, scope_url: str) -> str:
+        """The scope's list as a versioned canonical (url|version), as $recognize names the list it used."""
+        version = self.terminology.value_set(scope_url).get("version")
+        return f"{scope_url}|{version}" if version else scope_url
+
     def region_name(self, region: str | None) -> str | None:
         """The display of a GB/T 2260 code (its province's when the code itself is not listed): 重庆市."""
         regions = self.terminology.code_system(self.region_system).concepts

@@ -146,6 +146,8 @@ class RecognitionService:
             parts.append({"name": "item", "valueCoding": self.catalog.item_coding(decision.item.code)})
         if decision.valid_until():
             parts.append({"name": "validUntil", "valueDateTime": decision.valid_until()})
+        if decision.scope:  # the list (and its version) the decision was made against
+            parts.append({"name": "list", "valueCanonical": self.catalog.list_version(decision.scope)})
         parts += [{"name": "reason", "valueCodeableConcept": self.catalog.reason(r)} for r in decision.reasons]
         parts.append({"name": "result", "valueReference": {"reference": decision.result.reference}})
         return {"resourceType": "Parameters", "parameter": parts}
