@@ -20,7 +20,7 @@ from ..fhir.json_format import dumps, loads
 from ..recognition.rules import EvaluationContext, describe, moment
 from ..recognition.service import CONSENT_NOTICE, RecognitionService
 from ..store.indexes import CDS_CARDS
-from .origin import root_url
+from .origin import fhir_base
 
 SERVICES = {
     "hr-recognition-order-select": ("order-select", "互认提示（选择医嘱时）",
@@ -42,7 +42,7 @@ def blueprint(ctx: FhirContext, recognition: RecognitionService) -> Blueprint:
     bp = Blueprint("cdshooks", __name__)
 
     def base_url() -> str:
-        return ctx.settings.base_url or root_url() + "/fhir"
+        return fhir_base(ctx.settings)
 
     @bp.get("")
     @bp.get("/")

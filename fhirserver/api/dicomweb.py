@@ -16,7 +16,7 @@ from ..fhir.errors import FhirError, bad_request, not_found
 from ..fhir.interactions.context import FhirContext
 from ..fhir.json_format import dumps
 from ..imaging.service import ImagingService, parse_window
-from .origin import root_url
+from .origin import fhir_base
 from .responses import render_error
 
 DICOM_JSON = "application/dicom+json"
@@ -88,11 +88,8 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
             return ctx.access.search_filter("ImagingStudy", []) is None
         return bool(ctx.access.disclose([version]))
 
-    def fhir_base() -> str:
-        return ctx.settings.base_url or root_url() + "/fhir"
-
     def wado_base() -> str:
-        return fhir_base().rsplit("/fhir", 1)[0] + "/dicomweb"
+        return fhir_base(ctx.settings).rsplit("/fhir", 1)[0] + "/dicomweb"
 
     def guarded(produce: Any) -> Response:
         try:
@@ -139,7 +136,7 @@ def blueprint(ctx: FhirContext, imaging: ImagingService) -> Blueprint:
                     failed.append(_failure(outcome.code, outcome.reason, outcome.sop_uid, outcome.sop_class))
             for study, stored_now in fresh.items():
                 try:
-                    imaging.refresh_study(ctx, study, fhir_base())
+                    imaging.refresh_study(ctx, study, fhir_base(ctx.settings))
                 except FhirError as error:  # the study cannot be recorded: what this request stored is removed
                     reason = error.issues[0].diagnostics if error.issues else "the study cannot be recorded"
                     for sop in stored_now:
@@ -242,6 +239,7 @@ def _qido(imaging: ImagingService, level: str, base: dict[str, Any], tags: tuple
     fuzzymatching=true any name component's start), StudyDate (YYYYMMDD or a range A-B), limit, offset,
     includefield (tags, or all); one DICOM JSON object per study, series or instance."""
     query = dict(base)
+    in_study = False  # ModalitiesInStudy at the study level: studies with any instance of the modality
     fuzzy = request.args.get("fuzzymatching", "false").lower() == "true"
     extra: set[str] = set()
     for name, value in request.args.items(multi=True):
@@ -264,14 +262,13 @@ def _qido(imaging: ImagingService, level: str, base: dict[str, Any], tags: tuple
             query["meta.00100010.Value.Alphabetic"] = {"$regex": _name_pattern(value, fuzzy), "$options": "i"}
         elif field in ("modality", "series_modality"):
             query["modality"] = {"$in": [v for v in value.split(",") if v]}
-            if field == "modality" and level == "study":
-                query["__in_study"] = True
+            in_study = in_study or (field == "modality" and level == "study")
         else:
             query[field] = {"$in": [value]}
     limit, offset = request.args.get("limit", "100"), request.args.get("offset", "0")
     if not limit.isdigit() or not offset.isdigit() or int(limit) > 1000:
         raise bad_request("limit and offset are whole numbers; limit at most 1000.")
-    if query.pop("__in_study", False):  # ModalitiesInStudy: any instance of the study
+    if in_study:
         studies = sorted({d["study"] for d in imaging.store.find(query)})
         query = {"study": {"$in": studies}} if studies else {"study": {"$in": []}}
     found = imaging.store.find(query)

@@ -8,23 +8,33 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..fhir.errors import FhirError, not_found
+from ..fhir.errors import not_found
 from ..recognition.catalog import RecognitionCatalog
 from .responses import render_error
 
 COLUMNS = ("项目编码 code", "项目名称 name", "类别 category", "有效期(天) validity days", "最低机构等级 minimum level",
            "参考价格(元) reference price (CNY)")
-CATEGORY = {"LAB": "检验 laboratory", "IMG": "影像 imaging", "ECG": "心电 ECG", "PATH": "病理 pathology"}
 
 
 def blueprint(catalog: RecognitionCatalog) -> Blueprint:
     bp = Blueprint("lists", __name__)
     terminology = catalog.terminology
+    items = terminology.code_system(catalog.item_system).concepts
+
+    def category(code: str) -> str:
+        """The category's name as the hr-item CodeSystem gives it, Chinese and English (检验 Laboratory)."""
+        concept = items.get(code)
+        if concept is None:
+            return code
+        english = next((d.get("value") for d in concept.designations if str(d.get("language", "")).startswith("en")),
+                       None)
+        return f"{concept.display} {english}" if english else concept.display
 
     def scopes() -> list[dict[str, Any]]:
         return sorted((vs for vs in terminology.value_sets.values() if vs["id"].startswith("hr-scope-")),
@@ -36,61 +46,62 @@ def blueprint(catalog: RecognitionCatalog) -> Blueprint:
             item = catalog.item(member.code)
             if item is None:
                 continue
-            out.append((item.code, item.display, CATEGORY.get(item.category, item.category),
+            out.append((item.code, item.display, category(item.category),
                         str(catalog.validity_days(item.code, vs["url"])), str(item.min_level), f"{item.price:g}"))
         return out
 
-    def cached(body: str, content_type: str, tag: str) -> Response:
+    def cached(tag: str, content_type: str, make: Callable[[], str]) -> Response:
+        """The answer, made only when the client's copy (If-None-Match) is not current: lists change by version."""
         etag = hashlib.sha256(tag.encode()).hexdigest()[:16]
         if request.if_none_match.contains(etag):
             return Response(status=304, headers={"ETag": f'"{etag}"'})
-        return Response(body, content_type=content_type,
+        return Response(make(), content_type=content_type,
                         headers={"ETag": f'"{etag}"', "Cache-Control": "public, max-age=3600"})
 
-    def scope(name: str) -> dict[str, Any]:
-        found = next((vs for vs in scopes() if vs["id"] == name), None)
-        if found is None:
-            raise not_found(f"No recognized-item list {name[:60]} here; see /lists.")
-        return found
+    def published(name: str, kind: str, make: Callable[[dict[str, Any]], str], content_type: str) -> Response:
+        vs = next((v for v in scopes() if v["id"] == name), None)
+        if vs is None:
+            return render_error(not_found(f"No recognized-item list {name[:60]} here; see /lists."), request)
+        return cached(f"{vs['id']}|{vs.get('version')}|{kind}", content_type, lambda: make(vs))
 
-    @bp.get("")
-    @bp.get("/")
-    def index() -> Response:
+    def index_page() -> str:
         items = "".join(
             f"<tr><td>{escape(vs.get('title', vs['id']))}</td><td>{escape(vs.get('version', ''))}</td>"
             f"<td>{len(rows(vs))}</td><td><a href=\"/lists/{vs['id']}.html\">网页 page</a> · "
             f"<a href=\"/lists/{vs['id']}.csv\">CSV</a> · <a href=\"/fhir/ValueSet/{vs['id']}\">FHIR ValueSet</a>"
             f"</td></tr>" for vs in scopes())
-        page = _page("检查检验结果互认项目目录 Recognized-item lists",
+        return _page("检查检验结果互认项目目录 Recognized-item lists",
                      "<table><tr><th>目录 list</th><th>版本 version</th><th>项目数 items</th><th></th></tr>"
                      f"{items}</table>")
-        return cached(page, "text/html; charset=utf-8", "index" + ",".join(v.get("version", "") for v in scopes()))
 
-    @bp.get("/<name>.csv")
-    def as_csv(name: str) -> Response:
-        try:
-            vs = scope(name)
-        except FhirError as error:
-            return render_error(error, request)
+    def csv_text(vs: dict[str, Any]) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(COLUMNS)
         writer.writerows(rows(vs))
         # a byte order mark: spreadsheet programs in use in China read UTF-8 CSV as Chinese only with it
-        return cached("\ufeff" + out.getvalue(), "text/csv; charset=utf-8", f"{vs['id']}|{vs.get('version')}|csv")
+        return "\ufeff" + out.getvalue()
+
+    def html_page(vs: dict[str, Any]) -> str:
+        head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>" for row in rows(vs))
+        return _page(f"{vs.get('title', vs['id'])} (版本 version {vs.get('version', '')})",
+                     f"<p>{escape(vs.get('description', ''))}</p><table><tr>{head}</tr>{body}</table>"
+                     f"<p><a href=\"/lists/{vs['id']}.csv\">CSV</a> · <a href=\"/lists\">所有目录 all lists</a></p>")
+
+    @bp.get("")
+    @bp.get("/")
+    def index() -> Response:
+        return cached("index" + ",".join(f"{v['id']}|{v.get('version', '')}" for v in scopes()),
+                      "text/html; charset=utf-8", index_page)
+
+    @bp.get("/<name>.csv")
+    def as_csv(name: str) -> Response:
+        return published(name, "csv", csv_text, "text/csv; charset=utf-8")
 
     @bp.get("/<name>.html")
     def as_html(name: str) -> Response:
-        try:
-            vs = scope(name)
-        except FhirError as error:
-            return render_error(error, request)
-        head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>" for row in rows(vs))
-        page = _page(f"{vs.get('title', vs['id'])} (版本 version {vs.get('version', '')})",
-                     f"<p>{escape(vs.get('description', ''))}</p><table><tr>{head}</tr>{body}</table>"
-                     f"<p><a href=\"/lists/{vs['id']}.csv\">CSV</a> · <a href=\"/lists\">所有目录 all lists</a></p>")
-        return cached(page, "text/html; charset=utf-8", f"{vs['id']}|{vs.get('version')}|html")
+        return published(name, "html", html_page, "text/html; charset=utf-8")
 
     return bp
 

@@ -26,7 +26,7 @@ from ..recognition.service import RecognitionService
 from ..recognition.statistics import statistics
 from ..terminology import operations as terminology
 from .negotiation import check_body_type, response_media_type
-from .origin import root_url
+from .origin import fhir_base
 from .responses import render, render_error
 
 CONFORMANCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition", "SearchParameter",
@@ -65,13 +65,13 @@ def _recognize(ctx: FhirContext, recognition: RecognitionService, inputs: Operat
 def _duplicate_check(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
                      _instance: dict[str, Any] | None) -> dict[str, Any]:
     return recognition.duplicate_check(ctx, inputs.require("request"), inputs.all("context"),
-                                       ctx.settings.base_url or root_url() + "/fhir")
+                                       fhir_base(ctx.settings))
 
 
 def _match(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
            _instance: dict[str, Any] | None) -> dict[str, Any]:
     return match(ctx, recognition.persons, inputs.require("resource"), bool(inputs.get("onlyCertainMatches", False)),
-                 inputs.get("count"), ctx.settings.base_url or root_url() + "/fhir")
+                 inputs.get("count"), fhir_base(ctx.settings))
 
 
 def _everything(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
@@ -79,7 +79,7 @@ def _everything(ctx: FhirContext, recognition: RecognitionService, inputs: Opera
     assert instance is not None
     given = {name: inputs.get(name) for name in ("start", "end", "_since", "_type", "_count", "_page")}
     return everything(ctx, recognition.persons, instance["id"], given,
-                      ctx.settings.base_url or root_url() + "/fhir")
+                      fhir_base(ctx.settings))
 
 
 def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
@@ -92,7 +92,7 @@ def _lastn(ctx: FhirContext, _recognition: RecognitionService, inputs: Operation
            instance: dict[str, Any] | None) -> dict[str, Any]:
     criteria = [(name, str(value)) for name in ("patient", "subject", "category", "code", "date")
                 for value in inputs.all(name)]
-    return lastn(ctx, ctx.settings.base_url or root_url() + "/fhir", criteria, int(inputs.get("max", 1)))
+    return lastn(ctx, fhir_base(ctx.settings), criteria, int(inputs.get("max", 1)))
 
 
 def _validate(ctx: FhirContext, _recognition: RecognitionService, inputs: OperationInput,
@@ -181,7 +181,7 @@ def blueprint(ctx: FhirContext, recognition: RecognitionService) -> Blueprint:
     bp = Blueprint("operations", __name__)
 
     def base_url() -> str:
-        return ctx.settings.base_url or root_url() + "/fhir"
+        return fhir_base(ctx.settings)
 
     def respond(produce: Callable[[], dict[str, Any]]) -> Response:
         try:

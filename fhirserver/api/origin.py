@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from flask import request
 
+from ..config import Settings
+
 
 def root_url() -> str:
     root = request.host_url.rstrip("/")
@@ -20,3 +22,8 @@ def root_url() -> str:
             and not request.headers.get("X-Forwarded-Host"):
         root = f"{request.scheme}://{host}:{port}"
     return root
+
+
+def fhir_base(settings: Settings) -> str:
+    """The FHIR base to write into answers: FHIRSERVER_BASE_URL, else the one this request came by."""
+    return settings.base_url or root_url() + "/fhir"

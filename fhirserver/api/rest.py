@@ -20,7 +20,7 @@ from ..fhir.interactions.context import FhirContext, RequestInfo, Result
 from ..fhir.json_format import loads
 from .negotiation import JSON_TYPES, check_body_type, response_media_type
 from .operations import capability_operations
-from .origin import root_url
+from .origin import fhir_base
 from .responses import prefer_handling, prefer_return, render, render_error
 
 _MUTATING = {"create", "update", "patch", "conditional-update", "conditional-patch"}
@@ -70,7 +70,7 @@ def _interactions() -> set[str]:
 
 
 def _base_url(ctx: FhirContext) -> str:
-    return ctx.settings.base_url or root_url() + "/fhir"
+    return fhir_base(ctx.settings)
 
 
 def _info(ctx: FhirContext, query: list[tuple[str, str]] | None = None) -> RequestInfo:

@@ -66,11 +66,7 @@ class VersionStore:
     def history(self, resource_type: str, resource_id: str | None, since: str | None,
                 after: HistoryCursor | None, count: int) -> list[StoredVersion]:
         """Versions newest first, instance or type level (http://hl7.org/fhir/R4/http.html#history)."""
-        query: dict[str, Any] = {}
-        if resource_id is not None:
-            query["rid"] = resource_id
-        if since is not None:
-            query["ts"] = {"$gte": instant_to_ms(since)}
+        query = _history_query(resource_id, since)
         if after is not None:
             after_ms = instant_to_ms(after.ts)
             query["$or"] = [{"ts": {"$lt": after_ms}}, {"ts": after_ms, "_id": {"$lt": after.key}}]
@@ -78,6 +74,11 @@ class VersionStore:
                   .find(query, projection=WITHOUT_SORT_KEYS, max_time_ms=self._max_time_ms)
                   .sort([("ts", DESCENDING), ("_id", DESCENDING)]).limit(count))
         return [StoredVersion.from_doc(resource_type, d) for d in cursor]
+
+    def count_history(self, resource_type: str, resource_id: str, since: str | None) -> int:
+        """How many versions one resource has (since an instant): a history Bundle's total, counted by the store."""
+        return self._db[history_collection(resource_type)].count_documents(
+            _history_query(resource_id, since), maxTimeMS=self._max_time_ms)
 
     # -- writes ---------------------------------------------------------------------------------------------
     def write(self, version: StoredVersion) -> None:
@@ -190,3 +191,12 @@ class _Declined(Exception):
 def _step(checkpoint: Callable[[str], None] | None, name: str) -> None:
     if checkpoint is not None:
         checkpoint(name)
+
+
+def _history_query(resource_id: str | None, since: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if resource_id is not None:
+        query["rid"] = resource_id
+    if since is not None:
+        query["ts"] = {"$gte": instant_to_ms(since)}
+    return query

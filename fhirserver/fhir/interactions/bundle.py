@@ -29,8 +29,7 @@ from ..validation import is_valid_id
 from ..versioning import etag, parse_etag
 from . import create, delete, in_flight, patch, read, search, update
 from .context import FhirContext, RequestInfo, Result
-from .fhirpath_patch import is_fhirpath_patch
-from .patching import check_patch_document
+from .patching import read_patch_body
 from .pipeline import PERMISSION, Intent, plan
 from .search import restricted_filter
 from .writing import after_write
@@ -399,10 +398,10 @@ def _prepare_one(ctx: FhirContext, entry: Entry, references: dict[str, str],
     assert entry.target_id is not None
     intent = Intent(entry.method, entry.resource_type, entry.target_id, if_match_name="ifMatch",
                     if_match=parse_etag(entry.if_match, "ifMatch") if entry.if_match is not None else None)
-    if entry.method == "PATCH" and is_fhirpath_patch(entry.resource):
-        intent.fhirpath = _rewrite_references(ctx, dict(entry.resource or {}), references, entry.index)
-    elif entry.method == "PATCH":
-        intent.operations = check_patch_document(entry.resource)
+    if entry.method == "PATCH":
+        intent.operations, fhirpath = read_patch_body(entry.resource)
+        if fhirpath is not None:
+            intent.fhirpath = _rewrite_references(ctx, fhirpath, references, entry.index)
     elif entry.method in ("POST", "PUT"):
         resource = dict(entry.resource or {})
         if entry.method == "PUT" and entry.resource_id and resource.get("id") != entry.resource_id:

@@ -54,7 +54,7 @@ def history(ctx: FhirContext, resource_type: str, resource_id: str | None, reque
     if resource_id is not None and after is None and since is None and len(versions) <= count:
         bundle["total"] = len(versions)  # one resource's versions, all on this page: the total costs nothing
     elif resource_id is not None:
-        bundle["total"] = len(ctx.store.versions.history(resource_type, resource_id, since, None, 10_000))
+        bundle["total"] = ctx.store.versions.count_history(resource_type, resource_id, since)
     if entries:
         bundle["entry"] = entries
     return Result(status=200, body=bundle)

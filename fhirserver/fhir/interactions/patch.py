@@ -14,16 +14,14 @@ from ..validation import is_valid_id
 from ..versioning import parse_etag
 from .conditional import matching, too_many
 from .context import FhirContext, RequestInfo, Result
-from .fhirpath_patch import is_fhirpath_patch
-from .patching import check_patch_document
+from .patching import read_patch_body
 from .pipeline import Intent, commit
 from .writing import check_type
 
 
 def patch(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, request: RequestInfo) -> Result:
     check_type(resource_type)
-    fhirpath = body if is_fhirpath_patch(body) else None
-    operations = None if fhirpath else check_patch_document(_not_a_partial_resource(body))
+    operations, fhirpath = read_patch_body(body)
     expected = parse_etag(request.if_match) if request.if_match else None
     if not is_valid_id(resource_id):
         raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
@@ -38,8 +36,7 @@ def patch(ctx: FhirContext, resource_type: str, resource_id: str, body: Any, req
 def conditional_patch(ctx: FhirContext, resource_type: str, body: Any, request: RequestInfo) -> Result:
     """PATCH [type]?criteria (R4 http.html#patch): the one match is patched; none is 404, several 412."""
     check_type(resource_type)
-    if not is_fhirpath_patch(body):
-        check_patch_document(_not_a_partial_resource(body))
+    read_patch_body(body)  # a malformed body is told before the criteria are run
     if not request.query:
         raise bad_request("A conditional patch needs search criteria in the URL, e.g. "
                           f"PATCH /fhir/{resource_type}?identifier=system|value.")
@@ -50,11 +47,3 @@ def conditional_patch(ctx: FhirContext, resource_type: str, body: Any, request: 
             raise not_found(f"The criteria match no {resource_type}; a conditional patch needs exactly one match.")
         return patch(ctx, resource_type, matches[0].id, body, request)
 
-
-def _not_a_partial_resource(body: Any) -> Any:
-    """A JSON object that is not a Parameters is a partial resource (a merge patch, as some servers take): say so."""
-    if isinstance(body, dict):
-        raise bad_request("A PATCH body is a JSON Patch array (Content-Type application/json-patch+json) or a FHIRPath "
-                          "Patch Parameters (application/fhir+json); a partial resource (JSON Merge Patch) is not a "
-                          "FHIR R4 patch format.")
-    return body

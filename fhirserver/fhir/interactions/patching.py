@@ -12,9 +12,22 @@ from ...store.records import StoredVersion
 from ..errors import FhirError, bad_request
 from ..json_format import loads
 from .context import FhirContext
+from .fhirpath_patch import is_fhirpath_patch
 from .writing import PreparedResource
 
 _OPS = {"add", "remove", "replace", "move", "copy", "test"}
+
+
+def read_patch_body(body: Any) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """(JSON Patch operations, FHIRPath Patch Parameters): one of them, whichever the body is, checked; a JSON
+    object that is neither is a partial resource (a merge patch, as some servers take), and is told so."""
+    if is_fhirpath_patch(body):
+        return None, body
+    if isinstance(body, dict):
+        raise bad_request("A PATCH body is a JSON Patch array (Content-Type application/json-patch+json) or a FHIRPath "
+                          "Patch Parameters (application/fhir+json); a partial resource (JSON Merge Patch) is not a "
+                          "FHIR R4 patch format.")
+    return check_patch_document(body), None
 
 
 def check_patch_document(operations: Any) -> list[dict[str, Any]]:

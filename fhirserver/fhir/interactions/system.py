@@ -115,8 +115,8 @@ def history_system(ctx: FhirContext, request: RequestInfo) -> Result:
     count = page_size(params.get("_count"), ctx.settings)
     cursor = None
     if params.get("_page"):
-        cursor = decode_cursor(params["_page"], {"ts": lambda v: isinstance(v, str), "t": lambda v: is_supported(v)
-                                                 if isinstance(v, str) else False, "key": lambda v: isinstance(v, str)})
+        text = lambda v: isinstance(v, str)  # noqa: E731
+        cursor = decode_cursor(params["_page"], {"ts": text, "t": lambda v: text(v) and is_supported(v), "key": text})
     candidates: list[StoredVersion] = []
     for rtype in _searchable(ctx, sorted(SUPPORTED_TYPES)) if count else []:
         after = None
