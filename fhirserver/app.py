@@ -84,7 +84,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
         profiles=ProfileValidator([r for r in profile_resources if r["resourceType"] == "StructureDefinition"],
                                   binding_check(terminology)),
         item_coder=ItemCoder(terminology, settings.canonical_base))
-    catalog = RecognitionCatalog(terminology, settings.canonical_base)
+    catalog = RecognitionCatalog(terminology, settings.canonical_base, zone)
     registry_cache = RegistryCache(ctx.store.changes)
     persons = PersonIndex(settings.identity_systems, settings.canonical_base,
                           RegistryCache(ctx.store.changes, LINKS_MAX_AGE_S, PERSONS))

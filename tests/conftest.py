@@ -3,6 +3,7 @@ FHIRSERVER_MONGODB_URI) and a direct pymongo handle on the same store for storag
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,8 +18,7 @@ from pathlib import Path
 import pymongo
 import pytest
 import requests
-
-FHIR_JSON = "application/fhir+json"
+from network import FHIR_JSON, affiliation, alliance, day, organization, put_all, report, scope_codes
 
 
 def free_port() -> int:
@@ -201,3 +201,103 @@ def audit_settled(store: pymongo.database.Database, timeout: float = 15.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"{spooled_audit(store)} audit events still in the spool after {timeout} s")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def net(http, base):
+    """A small regional network: Chongqing hospitals of several levels, one that left, a Sichuan hospital."""
+    t = unique("net")
+    ids = {k: f"{t}-{k}" for k in ("network", "children", "yubei", "township", "left", "huaxi", "child", "adult")}
+    outside = next(c for c in scope_codes("520000") if c.startswith(("CT-", "MR-")) and c not in scope_codes("chuanyu"))
+    inside = next(c for c in scope_codes("chuanyu") if c in scope_codes("510000") and c.startswith("CT-"))
+    resources = [
+        {"resourceType": "Organization", "id": ids["network"], "name": "川渝互认网络"},
+        organization(ids["children"], "重庆医科大学附属儿童医院", "3A", "500000"),
+        organization(ids["yubei"], "重庆市渝北区人民医院", "2A", "500112"),
+        organization(ids["township"], "渝北区某镇卫生院", "1", "500112"),
+        organization(ids["left"], "已退出互认的医院", "3B", "500000"),
+        organization(ids["huaxi"], "四川大学华西医院", "3A", "510100"),
+        {
+            "resourceType": "Patient",
+            "id": ids["child"],
+            "name": [{"text": "小明"}],
+            "identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": f"50011220200101{t[-4:]}"}],
+        },
+        {"resourceType": "Patient", "id": ids["adult"], "name": [{"text": "王芳"}]},
+    ]
+    for hospital in ("children", "yubei", "township", "huaxi"):
+        resources.append(
+            affiliation(f"{t}-m-{hospital}", ids["network"], ids[hospital], "network-member", "2020-01-01")
+        )
+        resources.append(affiliation(f"{t}-q-{hospital}", ids["network"], ids[hospital], "qc-accredited", "2020-01-01"))
+    resources.append(
+        affiliation(f"{t}-m-left", ids["network"], ids["left"], "network-member", "2020-01-01", "2026-10-01")
+    )
+    resources.append(affiliation(f"{t}-q-left", ids["network"], ids["left"], "qc-accredited", "2020-01-01"))
+    results = {
+        "dr5": report(f"{t}-dr5", ids["child"], ids["yubei"], "DX-CHEST", day(5)),
+        "dr100": report(f"{t}-dr100", ids["adult"], ids["yubei"], "DX-CHEST", day(100)),
+        "township_ct": report(f"{t}-tct", ids["child"], ids["township"], "CT-HEAD", day(3)),
+        "sc_inside": report(f"{t}-sci", ids["adult"], ids["huaxi"], inside, day(10)),
+        "sc_outside": report(f"{t}-sco", ids["adult"], ids["huaxi"], outside, day(10)),
+        "left": report(f"{t}-left", ids["adult"], ids["left"], "DX-ABDOMEN", "2026-09-01T10:00:00+08:00"),
+        "cancelled": report(f"{t}-can", ids["adult"], ids["yubei"], "DX-KNEE", day(4), status="cancelled"),
+        "amended": report(f"{t}-amd", ids["adult"], ids["yubei"], "DX-SHOULDER", day(4), status="amended"),
+        "older": report(f"{t}-old", ids["adult"], ids["yubei"], "DX-HIP", day(20)),
+        "newer": report(f"{t}-new", ids["adult"], ids["yubei"], "DX-HIP", day(2)),
+    }
+    # The network registers its hospitals first; their results arrive afterwards (the mark is computed
+    # from the performer's standing as stored when a result is ingested).
+    for batch in (resources, list(results.values())):
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in batch
+            ],
+        }
+        response = http.post(
+            base, data=json.dumps(bundle, ensure_ascii=False).encode(), headers={"Content-Type": FHIR_JSON}
+        )
+        assert response.status_code == 200, response.text
+    return {"t": t, "ids": ids, "results": results, "inside": inside, "outside": outside}
+
+
+@pytest.fixture(scope="module")
+def guizhou(http, base):
+    """A Guizhou county medical community (county hospital + township health centre), a tertiary hospital outside
+    it, and a "group" that is not stored as an alliance."""
+    t = unique("gz")
+    ids = {k: f"{t}-{k}" for k in ("network", "community", "fake", "county", "township", "tertiary", "city2",
+                                   "patient")}
+    resources = [
+        {"resourceType": "Organization", "id": ids["network"], "name": "贵州互认网络"},
+        alliance(ids["community"], "某县县域医共体"),
+        {"resourceType": "Organization", "id": ids["fake"], "name": "自称医联体的普通组织"},
+        organization(ids["county"], "某县人民医院", "2A", "520100"),
+        organization(ids["township"], "某镇卫生院", "1", "520100"),
+        organization(ids["tertiary"], "贵州省某三甲医院", "3A", "520100"),
+        organization(ids["city2"], "贵阳市某二级医院", "2B", "520100"),
+        {"resourceType": "Patient", "id": ids["patient"], "name": [{"text": "张三"}]},
+    ]
+    for hospital in ("county", "township", "tertiary", "city2"):
+        resources.append(affiliation(f"{t}-m-{hospital}", ids["network"], ids[hospital], "network-member",
+                                     "2020-01-01"))
+        resources.append(affiliation(f"{t}-q-{hospital}", ids["network"], ids[hospital], "qc-accredited",
+                                     "2020-01-01"))
+    for hospital in ("county", "township"):
+        resources.append(affiliation(f"{t}-a-{hospital}", ids["community"], ids[hospital], "alliance-member",
+                                     "2024-01-01"))
+    # The tertiary hospital and the township are both in a "group" that is not an alliance: it makes no scope.
+    for hospital in ("tertiary", "township"):
+        resources.append(affiliation(f"{t}-f-{hospital}", ids["fake"], ids[hospital], "alliance-member",
+                                     "2024-01-01"))
+    put_all(http, base, resources)
+    results = {
+        "township_ct": report(f"{t}-tct", ids["patient"], ids["township"], "CT-HEAD", day(3)),
+        "township_dr": report(f"{t}-tdr", ids["patient"], ids["township"], "DX-CHEST", day(3)),
+        "tertiary_ct": report(f"{t}-3ct", ids["patient"], ids["tertiary"], "CT-CHEST", day(3)),
+        "city2_ct": report(f"{t}-2ct", ids["patient"], ids["city2"], "CT-ABDOMEN", day(3)),
+    }
+    put_all(http, base, list(results.values()))
+    return {"ids": ids, "results": {k: v["id"] for k, v in results.items()}}

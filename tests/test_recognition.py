@@ -5,138 +5,14 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import requests
-from conftest import FHIR_JSON, unique
+from conftest import FHIR_JSON
+from network import ITEM, NOW, WHEN, C, affiliation, day, organization, report, scope_codes
 
 ROOT = Path(__file__).resolve().parents[1]
-C = "http://hr.example.org/fhir"
-ITEM = f"{C}/CodeSystem/hr-item"
-NOW = datetime(2026, 11, 23, 12, 0)
-WHEN = "2026-11-23T12:00:00+08:00"
-
-
-def day(days_ago: int) -> str:
-    return (NOW - timedelta(days=days_ago)).strftime("%Y-%m-%dT10:00:00+08:00")
-
-
-def scope_codes(scope: str) -> list[str]:
-    vs = json.loads((ROOT / "terminology" / f"ValueSet-hr-scope-{scope}.json").read_text(encoding="utf-8"))
-    return [c["code"] for c in vs["compose"]["include"][0]["concept"]]
-
-
-def organization(oid: str, name: str, level: str, region: str) -> dict:
-    return {
-        "resourceType": "Organization",
-        "id": oid,
-        "name": name,
-        "type": [{"coding": [{"system": f"{C}/CodeSystem/hr-institution-level", "code": level}]}],
-        "extension": [
-            {
-                "url": f"{C}/StructureDefinition/hr-region",
-                "valueCoding": {"system": f"{C}/CodeSystem/hr-region", "code": region},
-            }
-        ],
-    }
-
-
-def affiliation(aid: str, network: str, hospital: str, code: str, start: str, end: str | None = None) -> dict:
-    period = {"start": start, **({"end": end} if end else {})}
-    resource = {
-        "resourceType": "OrganizationAffiliation",
-        "id": aid,
-        "active": True,
-        "period": period,
-        "organization": {"reference": f"Organization/{network}"},
-        "participatingOrganization": {"reference": f"Organization/{hospital}"},
-        "code": [{"coding": [{"system": f"{C}/CodeSystem/hr-affiliation", "code": code}]}],
-    }
-    if code == "qc-accredited":
-        resource["specialty"] = [
-            {"coding": [{"system": ITEM, "code": "IMG"}]},
-            {"coding": [{"system": ITEM, "code": "LAB"}]},
-        ]
-    return resource
-
-
-def report(rid: str, patient: str, performer: str, item: str, date: str, status: str = "final") -> dict:
-    return {
-        "resourceType": "DiagnosticReport",
-        "id": rid,
-        "status": status,
-        "category": [{"text": "影像"}],
-        "code": {"coding": [{"system": ITEM, "code": item}]},
-        "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": date,
-        "issued": date,
-        "performer": [{"reference": f"Organization/{performer}"}],
-        "meta": {"tag": [{"system": f"{C}/CodeSystem/hr-mark", "code": "hr-scope-national", "display": "HR"}]},
-    }
-
-
-@pytest.fixture(scope="module")
-def net(http, base):
-    """A small regional network: Chongqing hospitals of several levels, one that left, a Sichuan hospital."""
-    t = unique("net")
-    ids = {k: f"{t}-{k}" for k in ("network", "children", "yubei", "township", "left", "huaxi", "child", "adult")}
-    outside = next(c for c in scope_codes("520000") if c.startswith(("CT-", "MR-")) and c not in scope_codes("chuanyu"))
-    inside = next(c for c in scope_codes("chuanyu") if c in scope_codes("510000") and c.startswith("CT-"))
-    resources = [
-        {"resourceType": "Organization", "id": ids["network"], "name": "川渝互认网络"},
-        organization(ids["children"], "重庆医科大学附属儿童医院", "3A", "500000"),
-        organization(ids["yubei"], "重庆市渝北区人民医院", "2A", "500112"),
-        organization(ids["township"], "渝北区某镇卫生院", "1", "500112"),
-        organization(ids["left"], "已退出互认的医院", "3B", "500000"),
-        organization(ids["huaxi"], "四川大学华西医院", "3A", "510100"),
-        {
-            "resourceType": "Patient",
-            "id": ids["child"],
-            "name": [{"text": "小明"}],
-            "identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": f"50011220200101{t[-4:]}"}],
-        },
-        {"resourceType": "Patient", "id": ids["adult"], "name": [{"text": "王芳"}]},
-    ]
-    for hospital in ("children", "yubei", "township", "huaxi"):
-        resources.append(
-            affiliation(f"{t}-m-{hospital}", ids["network"], ids[hospital], "network-member", "2020-01-01")
-        )
-        resources.append(affiliation(f"{t}-q-{hospital}", ids["network"], ids[hospital], "qc-accredited", "2020-01-01"))
-    resources.append(
-        affiliation(f"{t}-m-left", ids["network"], ids["left"], "network-member", "2020-01-01", "2026-10-01")
-    )
-    resources.append(affiliation(f"{t}-q-left", ids["network"], ids["left"], "qc-accredited", "2020-01-01"))
-    results = {
-        "dr5": report(f"{t}-dr5", ids["child"], ids["yubei"], "DX-CHEST", day(5)),
-        "dr100": report(f"{t}-dr100", ids["adult"], ids["yubei"], "DX-CHEST", day(100)),
-        "township_ct": report(f"{t}-tct", ids["child"], ids["township"], "CT-HEAD", day(3)),
-        "sc_inside": report(f"{t}-sci", ids["adult"], ids["huaxi"], inside, day(10)),
-        "sc_outside": report(f"{t}-sco", ids["adult"], ids["huaxi"], outside, day(10)),
-        "left": report(f"{t}-left", ids["adult"], ids["left"], "DX-ABDOMEN", "2026-09-01T10:00:00+08:00"),
-        "cancelled": report(f"{t}-can", ids["adult"], ids["yubei"], "DX-KNEE", day(4), status="cancelled"),
-        "amended": report(f"{t}-amd", ids["adult"], ids["yubei"], "DX-SHOULDER", day(4), status="amended"),
-        "older": report(f"{t}-old", ids["adult"], ids["yubei"], "DX-HIP", day(20)),
-        "newer": report(f"{t}-new", ids["adult"], ids["yubei"], "DX-HIP", day(2)),
-    }
-    # The network registers its hospitals first; their results arrive afterwards (the mark is computed
-    # from the performer's standing as stored when a result is ingested).
-    for batch in (resources, list(results.values())):
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [
-                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in batch
-            ],
-        }
-        response = http.post(
-            base, data=json.dumps(bundle, ensure_ascii=False).encode(), headers={"Content-Type": FHIR_JSON}
-        )
-        assert response.status_code == 200, response.text
-    return {"t": t, "ids": ids, "results": results, "inside": inside, "outside": outside}
-
-
 def recognize(http, base, result: dict, requester: str, *context: str, mode: str = "check") -> dict:
     parameters = [
         {"name": "requester", "valueReference": {"reference": f"Organization/{requester}"}},

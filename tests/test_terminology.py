@@ -58,8 +58,10 @@ def test_lookup_returns_display_designations_and_properties(http, base):
     body = http.get(f"{base}/CodeSystem/$lookup", params={"system": ITEM, "code": "CT-HEAD"}).json()
     found = params(body)
     assert found["display"] == ["头颅CT平扫"]
-    languages = {part[0]["valueCode"]: part[1]["valueString"] for part in found["designation"]}
-    assert languages["en"] == "Head Computed tomography"
+    names = {part[0]["valueCode"]: part[-1]["valueString"] for part in found["designation"] if len(part) == 2}
+    assert names["en"] == "Head Computed tomography"
+    synonyms = {part[-1]["valueString"] for part in found["designation"] if part[1]["name"] == "use"}
+    assert {"Head CT"} <= synonyms  # the words doctors type are synonyms
     props = {part[0]["valueCode"]: next(v for k, v in part[1].items() if k.startswith("value"))
              for part in found["property"]}
     assert props["validity-days"] == 90 and props["modality"] == "CT" and props["loinc"]["code"] == "30799-1"
@@ -90,6 +92,34 @@ def test_expand_filters_chinese_english_and_loinc(http, base, text, expected):
     codes = [c["code"] for c in body["expansion"]["contains"]]
     assert expected in codes
     assert body["expansion"]["total"] == len(codes)
+
+
+@pytest.mark.parametrize(("text", "expected", "not_expected"), [
+    ("MRI", "MR-KNEE", "CT-KNEE"), ("核磁", "MR-BRAIN", "CT-HEAD"), ("磁共振", "MR-LSPINE", "DX-LSPINE"),
+    ("胸片", "DX-CHEST", "CT-CHEST"), ("X线", "DX-KNEE", "MR-KNEE"), ("B超", "US-ABDOMEN", "CT-ABDOMEN"),
+    ("彩超", "US-THYROID", "CT-THYROID"), ("ALT", "LAB-CHEM-004", "LAB-CHEM-005"),
+])
+def test_expand_finds_the_words_doctors_type(http, base, text, expected, not_expected):
+    """Synonyms (designation use Synonym) are searched like the display: filter=MRI found nothing before."""
+    body = http.get(f"{base}/ValueSet/$expand", params={"url": f"{C}/ValueSet/hr-scope-national", "filter": text,
+                                                       "count": "1000"}).json()
+    codes = {c["code"] for c in body["expansion"].get("contains", [])}
+    assert expected in codes and not_expected not in codes
+
+
+def test_item_codesystem_counts_what_it_defines_and_names_its_all_codes_valueset(http, base):
+    cs = http.get(f"{base}/CodeSystem/hr-item").json()
+
+    def walk(nodes):
+        return sum(1 + walk(n.get("concept", [])) for n in nodes)
+
+    assert cs["count"] == walk(cs["concept"])
+    everything = http.get(f"{base}/ValueSet/$expand", params={"url": cs["valueSet"], "count": "1000"}).json()
+    assert everything["expansion"]["total"] == cs["count"]
+    lab = next(c for c in cs["concept"] if c["code"] == "LAB")
+    leaves = [i for g in lab["concept"] for i in g["concept"]]
+    coded = [i for i in leaves if any(p["code"] == "loinc" for p in i["property"])]
+    assert len(coded) >= 0.8 * len(leaves)  # the issue's floor for lab items
 
 
 def test_expand_pages_with_count_and_offset_and_designations(http, base):
@@ -195,7 +225,7 @@ def test_capability_statement_lists_operations_and_custom_parameters(http, base)
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert {o["name"] for o in resources["ValueSet"]["operation"]} == {"expand", "validate-code"}
     assert {o["name"] for o in resources["CodeSystem"]["operation"]} == {"lookup", "validate-code", "subsumes"}
-    assert {o["name"] for o in resources["Observation"]["operation"]} == {"validate", "recognize", "lastn"}
+    assert {o["name"] for o in resources["Observation"]["operation"]} == {"validate", "recognize", "evaluate", "lastn"}
     item = next(p for p in resources["Observation"]["searchParam"] if p["name"] == "item")
     assert item["definition"] == f"{C}/SearchParameter/hr-item"
     assert any(p["name"] == "region" for p in resources["Organization"]["searchParam"])

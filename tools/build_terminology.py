@@ -63,9 +63,19 @@ ITEM_PROPERTIES = [
 ]
 
 
-def item_concept(code: str, zh: str, en: str, props: list[dict[str, Any]], definition: str) -> dict[str, Any]:
-    return {"code": code, "display": zh, "definition": definition,
-            "designation": [{"language": "en", "value": en}, {"language": "zh", "value": zh}], "property": props}
+SYNONYM = {"system": "http://snomed.info/sct", "code": "900000000000013009", "display": "Synonym"}
+
+
+def item_concept(code: str, zh: str, en: str, props: list[dict[str, Any]], definition: str,
+                 synonyms: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An item with its Chinese and English names and the other words doctors type for it (designation use
+    Synonym), so that $expand filter=MRI or 胸片 finds it."""
+    designations = [{"language": "en", "value": en}, {"language": "zh", "value": zh}]
+    for word in dict.fromkeys((*synonyms, *t.ITEM_SYNONYMS.get(code, ()))):
+        if word not in (zh, en):
+            language = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in word) else "en"
+            designations.append({"language": language, "use": SYNONYM, "value": word})
+    return {"code": code, "display": zh, "definition": definition, "designation": designations, "property": props}
 
 
 def build_items() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -101,12 +111,13 @@ def build_items() -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 izh = _imaging_name(mod, szh, contrast)
                 ien = f"{sen} {en}" + (" with contrast" if contrast else "")
                 items.append(_imaging_concept(code, izh, ien, mod, part, contrast, days, level, cost,
-                                              t.IMAGING_LOINC.get((mod, site, contrast))))
+                                              t.IMAGING_LOINC.get((mod, site, contrast)), sen))
                 rows.append({"code": code, "zh": izh, "category": "imaging", "group": group, "modality": mod,
                              "part": part, "contrast": contrast, "days": days, "loinc": ""})
         for code, sgroup, izh, ien, dmod, part, contrast, sdays, slevel, cost in t.SPECIAL_IMAGING:
             if sgroup == group:
-                items.append(_imaging_concept(code, izh, ien, dmod, part, contrast, sdays, slevel, cost, None))
+                items.append(_imaging_concept(code, izh, ien, dmod, part, contrast, sdays, slevel, cost,
+                                              t.SPECIAL_LOINC.get(code)))
                 rows.append({"code": code, "zh": izh, "category": "imaging", "group": group, "modality": dmod,
                              "part": part, "contrast": contrast, "days": sdays, "loinc": "", "special": True})
         img_children.append({"code": group, "display": zh, "definition": f"{en} ({zh}).",
@@ -138,12 +149,13 @@ def build_items() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         {"code": "PATH", "display": "病理", "definition": "Pathology.",
          "designation": [{"language": "en", "value": "Pathology"}], "concept": others["PATH"]},
     ]
-    count = sum(1 for r in rows)
+    count = sum(1 for r in rows) + 1  # the retired item too
     cs = base("CodeSystem", "hr-item", "HRRecognizedItem", "互认项目 Recognized items",
               f"Platform item codes (互认编码) of results recognized between hospitals: {count} items in a "
               f"hierarchy category -> sub-category -> item, with properties used by the recognition rules. "
               f"{ILLUSTRATIVE}")
-    cs.update({"caseSensitive": True, "hierarchyMeaning": "is-a", "content": "complete", "count": count + 1,
+    cs.update({"caseSensitive": True, "hierarchyMeaning": "is-a", "valueSet": f"{C}/ValueSet/hr-item",
+               "content": "complete", "count": _count(concepts),
                "property": [{"code": c, "uri": f"{C}/CodeSystem/hr-item#{c}", "type": k, "description": d}
                             for c, k, d in ITEM_PROPERTIES],
                "concept": concepts})
@@ -159,15 +171,25 @@ def _imaging_name(mod: str, site_zh: str, contrast: bool) -> str:
     return f"{site_zh}{_MOD_ZH[mod]}"
 
 
+def _imaging_synonyms(mod: str, zh: str, site_en: str, contrast: bool) -> tuple[str, ...]:
+    """The item's name with each of the modality's other words: 胸部MR平扫 -> 胸部核磁平扫, 胸部磁共振平扫; Chest MRI."""
+    chinese, english = t.MODALITY_SYNONYMS.get(mod, ((), ()))
+    own = _MOD_ZH[mod]
+    words = [zh.replace(own, word, 1) for word in chinese if own in zh]
+    words += [f"{site_en} {word}" + (" with contrast" if contrast else "") for word in english]
+    return tuple(words)
+
+
 def _imaging_concept(code: str, zh: str, en: str, mod: str, part: str, contrast: bool, days: int, level: int,
-                     price: int, loinc: str | None) -> dict[str, Any]:
+                     price: int, loinc: str | None, site_en: str | None = None) -> dict[str, Any]:
     props = [prop("category", "code", "imaging"), prop("modality", "code", mod), prop("body-site", "code", part),
              prop("contrast", "boolean", contrast), prop("validity-days", "integer", days),
              prop("min-level", "integer", level), prop("price", "decimal", price), prop("status", "code", "active"),
              prop("effective-from", "dateTime", "2022-07-01")]
     if loinc:
         props.append(prop("loinc", "Coding", {"system": "http://loinc.org", "code": loinc}))
-    return item_concept(code, zh, en, props, f"Imaging examination: {en} ({zh}).")
+    synonyms = _imaging_synonyms(mod, zh, site_en, contrast) if site_en else ()
+    return item_concept(code, zh, en, props, f"Imaging examination: {en} ({zh}).", synonyms)
 
 
 def simple_codesystem(rid: str, name: str, title: str, description: str, concepts: list[dict[str, Any]],
@@ -190,6 +212,26 @@ def valueset(rid: str, name: str, title: str, description: str, includes: list[d
     return vs
 
 
+EFFECTIVE = "http://hl7.org/fhir/StructureDefinition/resource-effectivePeriod"
+
+
+def effective(vs: dict[str, Any], start: str | None, end: str | None = None, version: str | None = None,
+              rid: str | None = None) -> dict[str, Any]:
+    """The list version's effective period (R4 has no ValueSet.effectivePeriod: the core extension carries it)."""
+    period = {k: v for k, v in (("start", start), ("end", end)) if v}
+    vs = {**vs, **({"version": version} if version else {}), **({"id": rid} if rid else {})}
+    keys = list(vs)
+    vs["extension"] = [*vs.get("extension", []), {"url": EFFECTIVE, "valuePeriod": period}]
+    return {k: vs[k] for k in ["resourceType", "id", "extension", *keys[2:]] if k in vs}
+
+
+def level_direction(pairs: dict[int, tuple[int, ...]]) -> list[dict[str, Any]]:
+    """A region's level-direction rule: for each requesting level, the performer levels whose results it recognizes."""
+    return [{"url": f"{C}/StructureDefinition/hr-level-direction", "extension": [
+        {"url": "requester", "valueInteger": requester}, {"url": "performer", "valueInteger": performer}]}
+        for requester, performers in pairs.items() for performer in performers]
+
+
 def scope(rid: str, region: str, title: str, codes: list[str], description: str,
           overrides: dict[str, int] | None = None, regions: tuple[str, ...] = ()) -> dict[str, Any]:
     concepts = []
@@ -207,6 +249,10 @@ def scope(rid: str, region: str, title: str, codes: list[str], description: str,
     return vs
 
 
+def _with(vs: dict[str, Any], extensions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**vs, "extension": [*vs.get("extension", []), *extensions]}
+
+
 def main() -> None:
     (ROOT / "terminology").mkdir(exist_ok=True)
     items, rows = build_items()
@@ -218,27 +264,58 @@ def main() -> None:
                                   "Every active recognized item.",
                                   [{"system": ITEM, "filter": [{"property": "status", "op": "=", "value": "active"}]}]))
     sichuan = lab[:16] + imaging[:53]
-    write("terminology", scope("hr-scope-510000", "510000", "四川省互认项目 Sichuan scope", sichuan,
-                               "Sichuan (July 2022 work plan): 16 laboratory and 53 imaging items. The item choice "
-                               "is illustrative; the counts follow the published plan."))
+    write("terminology", effective(scope("hr-scope-510000", "510000", "四川省互认项目 Sichuan scope", sichuan,
+                                         "Sichuan (July 2022 work plan): 16 laboratory and 53 imaging items. The item "
+                                         "choice is illustrative; the counts follow the published plan."),
+                                   "2022-07-01"))
     chongqing = lab[:20] + imaging[:80]
-    write("terminology", scope("hr-scope-500000", "500000", "重庆市互认项目 Chongqing scope", chongqing,
-                               "Chongqing: 80 standardised imaging items and 20 laboratory items (illustrative "
-                               "choice). Chongqing reminds doctors of a repeat within 3 months, so radiography (DR) "
-                               "results are recognized for 90 days here, overriding the 30-day default.",
-                               {c: 90 for c in chongqing if c.startswith("DX-")}))
+    chongqing_2025 = lab[:20] + imaging[:60]
+    write("terminology", effective(scope(
+        "hr-scope-500000", "500000", "重庆市互认项目 Chongqing scope", chongqing_2025,
+        "Chongqing, the 2025 list: 60 imaging items and 20 laboratory items (illustrative choice), replaced on "
+        "2026-01-01 by version 2026.1. Chongqing reminds doctors of a repeat within 3 months, so radiography (DR) "
+        "results are recognized for 90 days here, overriding the 30-day default.",
+        {c: 90 for c in chongqing_2025 if c.startswith("DX-")}), None, "2025-12-31", "2025.1", "hr-scope-500000-2025.1"))
+    write("terminology", effective(scope(
+        "hr-scope-500000", "500000", "重庆市互认项目 Chongqing scope", chongqing,
+        "Chongqing: 80 standardised imaging items and 20 laboratory items (illustrative choice), in force from "
+        "2026-01-01 (the 2025 list, version 2025.1, had 60 imaging items). Chongqing reminds doctors of a repeat "
+        "within 3 months, so radiography (DR) results are recognized for 90 days here, overriding the 30-day default.",
+        {c: 90 for c in chongqing if c.startswith("DX-")}), "2026-01-01"))
     guizhou = lab[:79] + imaging
-    write("terminology", scope("hr-scope-520000", "520000", "贵州省互认项目 Guizhou scope", guizhou,
-                               "Guizhou: 79 laboratory items and every imaging item of the catalog (the province "
-                               "reports 397 imaging items; the catalog holds fewer)."))
+    write("terminology", effective(_with(scope(
+        "hr-scope-520000", "520000", "贵州省互认项目 Guizhou scope", guizhou,
+        "Guizhou: 79 laboratory items and every imaging item of the catalog (the province reports 397 imaging "
+        "items; the catalog holds fewer). Level direction: level 2 and level 3 institutions recognize each "
+        "other and level 1 recognizes every level; a level-2 or level-3 hospital recognizes a level-1 result "
+        "only inside a close medical alliance (the alliance scope)."),
+        level_direction({1: (1, 2, 3), 2: (2, 3), 3: (2, 3)})), "2022-01-01"))
     hunan = (lab + imaging)[:213]
-    write("terminology", scope("hr-scope-430000", "430000", "湖南省互认项目 Hunan scope", hunan,
-                               "Hunan (Changde 2025 list size): 213 items, illustrative choice."))
+    write("terminology", effective(scope("hr-scope-430000", "430000", "湖南省互认项目 Hunan scope", hunan,
+                                         "Hunan (Changde 2025 list size): 213 items, illustrative choice."),
+                                   "2025-01-01"))
     chuanyu = list(dict.fromkeys(sichuan + chongqing + lab[20:60] + imaging[80:120]))[:161]
-    write("terminology", scope("hr-scope-chuanyu", "510000", "川渝互认项目 Sichuan-Chongqing agreement", chuanyu,
-                               "Sichuan-Chongqing cross-province agreement: 161 items recognized in 935 hospitals. "
-                               "Applies to results used in one province and performed in the other.",
-                               regions=("510000", "500000")))
+    write("terminology", effective(scope("hr-scope-chuanyu", "510000", "川渝互认项目 Sichuan-Chongqing agreement",
+                                         chuanyu, "Sichuan-Chongqing cross-province agreement: 161 items recognized "
+                                         "in 935 hospitals. Applies to results used in one province and performed "
+                                         "in the other.", regions=("510000", "500000")), "2022-01-01"))
+    alliance = valueset("hr-scope-alliance", "HRScopeAlliance", "医联体内互认 Close medical alliance",
+                        "Inside a close medical alliance (紧密型医联体: 城市医疗集团, 县域医共体) every active item is "
+                        "recognized among the members (national target by the end of 2025), whatever their levels: "
+                        "the item's minimum level and the region's level direction do not apply (基层检查、上级诊断). "
+                        "Network membership, quality control and the validity window still do. Applies when the "
+                        "performer and the requester are members of the same alliance (OrganizationAffiliation "
+                        "code alliance-member).",
+                        [{"system": ITEM, "filter": [{"property": "status", "op": "=", "value": "active"}]}])
+    alliance["useContext"] = [{"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type",
+                                        "code": "focus"},
+                               "valueCodeableConcept": {"coding": [{"system": f"{C}/CodeSystem/hr-affiliation",
+                                                                    "code": "alliance-member"}]}}]
+    alliance["extension"] = [{"url": f"{C}/StructureDefinition/hr-min-level-applies", "valueBoolean": False}]
+    write("terminology", effective(alliance, "2025-01-01"))
+    write("terminology", valueset("hr-item", "HRItem", "全部互认项目编码 All item codes",
+                                  "Every code of CodeSystem hr-item: categories, sub-categories, active and retired "
+                                  "items (the CodeSystem's all-codes value set).", [{"system": ITEM}]))
     for category, zh in (("lab", "检验"), ("imaging", "影像检查"), ("ecg", "心电图"), ("pathology", "病理")):
         write("terminology", valueset(f"hr-category-{category}", f"HRCategory{category.title()}",
                                       f"{zh}项目 {category} items", f"Every {category} item.",
@@ -254,42 +331,67 @@ def main() -> None:
 
 def build_small_codesystems() -> None:
     national = [
-        ("condition-changed", "病情变化", "The condition changed; the earlier result no longer matches symptoms or diagnosis."),
-        ("fast-changing", "变化较快", "The item changes quickly as the disease evolves."),
-        ("before-major-intervention", "重大措施前", "Before surgery, transfusion or another major intervention."),
-        ("emergency", "急诊急救", "Emergency or rescue."),
-        ("appraisal", "司法/伤残/病退鉴定", "Forensic, disability or retirement appraisal."),
-        ("other", "其他确需复查", "Other cases that genuinely need a repeat; a free-text explanation is required."),
+        ("condition-changed", "病情变化", "The condition changed; the earlier result no longer matches symptoms or diagnosis.",
+         "您的病情有了变化，之前的结果已不能反映您现在的情况"),
+        ("fast-changing", "变化较快", "The item changes quickly as the disease evolves.",
+         "这项指标变化较快，医生需要知道它现在的数值"),
+        ("before-major-intervention", "重大措施前", "Before surgery, transfusion or another major intervention.",
+         "在手术、输血等重要治疗之前，需要最新的结果来保证安全"),
+        ("emergency", "急诊急救", "Emergency or rescue.", "急诊抢救时，医生需要马上掌握您此刻的情况"),
+        ("appraisal", "司法/伤残/病退鉴定", "Forensic, disability or retirement appraisal.", "鉴定按规定需要重新检查"),
+        ("other", "其他确需复查", "Other cases that genuinely need a repeat; a free-text explanation is required.",
+         "医生认为确实需要重新检查，会当面向您说明原因"),
     ]
     regional = [
-        ("patient-request", "患者要求复查", "The patient asks for a repeat after explanation.", "500000"),
-        ("qc-failed", "质控不合格", "The earlier result failed quality assessment.", "520000"),
-        ("result-outdated", "结果过期", "The earlier result is considered outdated by the region.", "510000"),
+        ("patient-request", "患者要求复查", "The patient asks for a repeat after explanation.", "500000",
+         "您在听取说明后要求重新检查"),
+        ("qc-failed", "质控不合格", "The earlier result failed quality assessment.", "520000",
+         "之前那份结果没有通过质量评估"),
+        ("result-outdated", "结果过期", "The earlier result is considered outdated by the region.", "510000",
+         "之前的结果时间较久，已不适合作为参考"),
     ]
     not_recognized = [
-        ("outside-window", "超出有效期", "The result is older than the item's validity window."),
-        ("not-in-scope", "不在互认范围", "The item is not on the recognized list of the scope where it is used."),
-        ("performer-not-admitted", "机构未纳入互认", "The performing institution was not admitted to the network on the result date."),
-        ("performer-not-qc", "机构质控未通过", "The performing institution is not quality-control accredited for the category."),
-        ("performer-level-too-low", "机构级别不足", "The performing institution's level is below the item's minimum."),
-        ("status-not-final", "结果非终审", "Preliminary, cancelled or entered-in-error results are never recognized."),
-        ("superseded", "已被更新", "A later version or result supersedes this one."),
-        ("no-consent", "未获患者同意", "The patient's consent to share the result is missing."),
+        ("outside-window", "超出有效期", "The result is older than the item's validity window.",
+         "之前的结果已超过可以直接使用的时间"),
+        ("not-in-scope", "不在互认范围", "The item is not on the recognized list of the scope where it is used.",
+         "这项检查目前不在本地可以直接使用的项目清单里"),
+        ("performer-not-admitted", "机构未纳入互认", "The performing institution was not admitted to the network on the result date.",
+         "做这项检查的医院当时没有加入（或已经退出）结果互认"),
+        ("performer-not-qc", "机构质控未通过", "The performing institution is not quality-control accredited for the category.",
+         "做这项检查的医院在这类检查上还没有通过质量评估"),
+        ("performer-level-too-low", "机构级别不足", "The performing institution's level is below the item's minimum.",
+         "这项检查需要由更高级别的医院来做，结果才能直接使用"),
+        ("level-direction", "机构等级方向不符", "Under the region's level-direction rule the requesting institution's level "
+         "does not recognize results of the performer's level (outside a close medical alliance).",
+         "按本地规定，本院不能直接采用这家医院这一级别的结果"),
+        ("status-not-final", "结果非终审", "Preliminary, cancelled or entered-in-error results are never recognized.",
+         "之前的结果还不是正式报告（或已经作废）"),
+        ("superseded", "已被更新", "A later version or result supersedes this one.",
+         "您有一份更新的同类结果，医生会参考最新的那份"),
+        ("no-consent", "未获患者同意", "The patient's consent to share the result is missing.",
+         "您还没有同意本院查看其他医院的结果"),
     ]
     scope_property = [{"code": "scope", "type": "code",
                        "description": "national, or the GB/T 2260 code of the region that added the code"},
                       {"code": "free-text-required", "type": "boolean",
-                       "description": "The doctor must explain the reason in text"}]
+                       "description": "The doctor must explain the reason in text"},
+                      {"code": "patient-text", "type": "string",
+                       "description": "The reason in plain Chinese for the patient (no codes, no jargon): what the "
+                                      "doctor's explanation to the patient starts from"}]
+    def patient(text: str) -> dict[str, str]:
+        return {"code": "patient-text", "valueString": text}
+
     exception_concepts = [
         {"code": "exception", "display": "可不互认情形", "definition": "Situations in which the doctor may repeat a "
          "test (国卫医发〔2022〕6号); the doctor explains to the patient and the reason is recorded.",
          "concept": [{"code": c, "display": d, "definition": e, "property": [
              {"code": "scope", "valueCode": "national"},
-             {"code": "free-text-required", "valueBoolean": c == "other"}]} for c, d, e in national]
+             {"code": "free-text-required", "valueBoolean": c == "other"}, patient(pt)]} for c, d, e, pt in national]
          + [{"code": c, "display": d, "definition": e + " Region-specific addition, not a national code.",
-             "property": [{"code": "scope", "valueCode": r}]} for c, d, e, r in regional]},
+             "property": [{"code": "scope", "valueCode": r}, patient(pt)]} for c, d, e, r, pt in regional]},
         {"code": "not-recognized", "display": "不予互认原因", "definition": "Why a prior result is not recognizable.",
-         "concept": [{"code": c, "display": d, "definition": e} for c, d, e in not_recognized]},
+         "concept": [{"code": c, "display": d, "definition": e, "property": [patient(pt)]}
+                     for c, d, e, pt in not_recognized]},
     ]
     write("terminology", simple_codesystem(
         "hr-exception", "HRException", "互认例外与不予互认原因 Exceptions and non-recognition reasons",
@@ -317,7 +419,35 @@ def build_small_codesystems() -> None:
                                            "OrganizationAffiliation.code values of the recognition network.", [
         {"code": "network-member", "display": "互认网络成员", "definition": "Admitted to the recognition network."},
         {"code": "qc-accredited", "display": "质控认证", "definition":
-         "Passed quality control for the category given in OrganizationAffiliation.specialty."}]))
+         "Passed quality control for the category given in OrganizationAffiliation.specialty."},
+        {"code": "alliance-member", "display": "医联体成员", "definition":
+         "Member of the close medical alliance named by OrganizationAffiliation.organization (an Organization of "
+         "type alliance in hr-organization-type), for the period given."}]))
+    write("terminology", simple_codesystem("hr-organization-type", "HROrganizationType", "组织类型 Organization type",
+                                           "Organization.type of the organizations that are not institutions: a close "
+                                           "medical alliance and its kinds.", [
+        {"code": "alliance", "display": "紧密型医联体", "definition": "A close medical alliance: its members recognize "
+         "every item among themselves.", "concept": [
+            {"code": "urban-medical-group", "display": "城市医疗集团", "definition": "An urban medical group."},
+            {"code": "county-medical-community", "display": "县域医共体",
+             "definition": "A county medical community (county hospital with township health centres)."}]}]))
+    write("terminology", valueset("hr-organization-type", "HROrganizationType", "组织类型 Organization type",
+                                  "All organization type codes.", [{"system": f"{C}/CodeSystem/hr-organization-type"}]))
+    write("terminology", simple_codesystem("hr-evaluation", "HREvaluation", "外院结果评价 Evaluation of outside results",
+                                           "A doctor's coded evaluation of another institution's result that they "
+                                           "looked at (Sichuan: doctors evaluate the results they use, and the "
+                                           "platform counts it). Poor evaluations go to the quality-control centre; "
+                                           "they never exclude a result by themselves.", [
+        {"code": "acceptable", "display": "质量合格", "definition": "The result's quality is acceptable."},
+        {"code": "poor", "display": "质量存疑", "definition": "A problem with the result (the codes below).", "concept": [
+            {"code": "image-quality-insufficient", "display": "图像质量不足",
+             "definition": "The images are not good enough to diagnose from."},
+            {"code": "report-incomplete", "display": "报告不完整", "definition": "The report lacks required content."},
+            {"code": "inconsistent-with-condition", "display": "结果与病情不符",
+             "definition": "The result is inconsistent with the patient's condition."},
+            {"code": "other", "display": "其他问题", "definition": "Another problem; the doctor explains it in text."}]}]))
+    write("terminology", valueset("hr-evaluation", "HREvaluation", "外院结果评价 Evaluation of outside results",
+                                  "Every evaluation code.", [{"system": f"{C}/CodeSystem/hr-evaluation"}]))
     write("terminology", valueset("hr-affiliation", "HRAffiliation", "互认网络关系 Network affiliation",
                                   "All affiliation codes.", [{"system": f"{C}/CodeSystem/hr-affiliation"}]))
     write("terminology", simple_codesystem("hr-qc-status", "HRQcStatus", "质控状态 Quality-control status",
@@ -353,10 +483,12 @@ def build_small_codesystems() -> None:
             ("view", "跨机构调阅", "A result of another institution was looked up for a patient."),
             ("duplicate-prompt", "重复检查提示", "The doctor was told at ordering that a recognizable result exists."),
             ("recognition", "结果互认", "A doctor used a prior result instead of a new test (a repeat avoided)."),
-            ("override", "复查(有理由)", "A doctor re-ordered despite a recognizable result, giving a reason."))]))
+            ("override", "复查(有理由)", "A doctor re-ordered despite a recognizable result, giving a reason."),
+            ("evaluation", "外院结果评价", "A doctor evaluated another institution's result (code in hr-evaluation)."))]))
     marks = [("hr-scope-national", "HR", "National recognition mark"), ("hr-scope-510000", "川HR", "Sichuan"),
              ("hr-scope-500000", "渝HR", "Chongqing"), ("hr-scope-520000", "黔HR", "Guizhou"),
-             ("hr-scope-430000", "湘HR", "Hunan"), ("hr-scope-chuanyu", "川渝HR", "Sichuan-Chongqing")]
+             ("hr-scope-430000", "湘HR", "Hunan"), ("hr-scope-chuanyu", "川渝HR", "Sichuan-Chongqing"),
+             ("hr-scope-alliance", "医联体HR", "Close medical alliance")]
     write("terminology", simple_codesystem("hr-mark", "HRMark", "互认标识 Recognition mark",
                                            "The mark printed on recognized reports (2022 Measures: 'HR'), one code per "
                                            "scope; computed by the server, never taken from the sender.", [
@@ -372,7 +504,8 @@ def build_conceptmaps(rows: list[dict[str, Any]]) -> None:
                  "LOINC codes to recognized items (from the items' loinc property).")
     loinc.update({"sourceUri": "http://loinc.org", "targetUri": f"{C}/ValueSet/hr-scope-national",
                   "group": [{"source": "http://loinc.org", "target": ITEM, "element": [
-                      {"code": r["loinc"], "target": [{"code": r["code"], "display": r["zh"], "equivalence": "equivalent"}]}
+                      {"code": r["loinc"], "target": [{"code": r["code"], "display": r["zh"], "equivalence": "equivalent",
+                                                       "comment": _loinc_source(r["loinc"])}]}
                       for r in rows if r.get("loinc")] + _imaging_loinc()}]})
     write("terminology", loinc)
     for index, (hid, zh, en, _region, lab_prefix, img_prefix) in enumerate(t.HOSPITALS):
@@ -426,11 +559,26 @@ def build_bodypart_map() -> None:
     write("terminology", cm)
 
 
+def _loinc_source(code: str) -> str:
+    """Where a mapping comes from, as the ConceptMap says it per element."""
+    if code in t.CHECKED_LOINC:
+        return "Source: checked in the project's domain notes."
+    if code in t.CITED_LOINC:
+        return "Source: commonly cited code listed in the project's domain notes (verify against your LOINC release)."
+    if code in t.IMAGING_LOINC.values() or code in t.SPECIAL_LOINC.values():
+        return ("Source: the project's match of the item to a LOINC radiology term by its long common name "
+                "(LOINC/RSNA Radiology Playbook naming; verify against your LOINC release).")
+    return ("Source: the project's match of the item to the LOINC long common name (verify against your LOINC "
+            "release).")
+
+
 def _imaging_loinc() -> list[dict[str, Any]]:
     out = []
-    for (mod, site, contrast), code in t.IMAGING_LOINC.items():
-        item = f"{mod}-{site}" + ("-C" if contrast else "")
-        out.append({"code": code, "target": [{"code": item, "equivalence": "equivalent"}]})
+    pairs = [(f"{mod}-{site}" + ("-C" if contrast else ""), code) for (mod, site, contrast), code in
+             t.IMAGING_LOINC.items()] + list(t.SPECIAL_LOINC.items())
+    for item, code in pairs:
+        out.append({"code": code, "target": [{"code": item, "equivalence": "equivalent",
+                                              "comment": _loinc_source(code)}]})
     return out
 
 

@@ -55,6 +55,26 @@ def profiles(c: str) -> list[dict[str, Any]]:
     validity = _extension(c, "hr-validity-days", "HRValidityDays", "有效期覆盖 Validity override",
                           "A region's validity window for an item, overriding the catalog default.",
                           "ValueSet.compose.include.concept", "integer")
+    min_level = _extension(c, "hr-min-level-applies", "HRMinLevelApplies", "最低级别是否适用 Minimum level applies",
+                           "False on a scope whose results are recognized whatever the item's minimum institution "
+                           "level (a close medical alliance); absent means it applies.", "ValueSet", "boolean")
+    direction = _sd(c, "hr-level-direction", "HRLevelDirection", "机构等级方向 Level direction",
+                    "One pair of a region's level-direction rule on its scope ValueSet: an institution of level "
+                    "`requester` recognizes results performed at level `performer`. A scope with pairs recognizes "
+                    "only the pairs listed (reason level-direction otherwise); a scope without any has no such rule.",
+                    "Extension", [
+                        _el("Extension.extension", min=2),
+                        _el("Extension.extension:requester", sliceName="requester", min=1, max="1"),
+                        _el("Extension.extension:requester.url", fixedUri="requester"),
+                        _el("Extension.extension:requester.value[x]", min=1, type=[{"code": "integer"}]),
+                        _el("Extension.extension:performer", sliceName="performer", min=1, max="1"),
+                        _el("Extension.extension:performer.url", fixedUri="performer"),
+                        _el("Extension.extension:performer.value[x]", min=1, type=[{"code": "integer"}]),
+                        _el("Extension.url", fixedUri=f"{c}/StructureDefinition/hr-level-direction"),
+                        _el("Extension.value[x]", max="0")], kind="complex-type", context=["ValueSet"])
+    patient_text = _extension(c, "hr-patient-text", "HRPatientText", "给患者的说明 Explanation for the patient",
+                              "The decision in plain Chinese for the patient, made from the same reasons as the "
+                              "doctor's sentence (no codes, no jargon).", "DetectedIssue", "string")
     report = _sd(c, "hr-diagnostic-report", "HRDiagnosticReport", "互认检查检验报告 Recognized report",
                  "A laboratory or imaging report as exchanged on the platform.", "DiagnosticReport", [
                      _el("DiagnosticReport.category", min=1),
@@ -175,10 +195,29 @@ def profiles(c: str) -> list[dict[str, Any]]:
                    parameters=[("requester", "in", 1, "1", "Reference"), ("date", "in", 0, "1", "dateTime"),
                                ("context", "in", 0, "*", "CodeableConcept"), ("mode", "in", 0, "1", "code"),
                                ("recognizable", "out", 1, "1", "boolean"), ("item", "out", 0, "1", "Coding"),
-                               ("validUntil", "out", 0, "1", "dateTime"), ("reason", "out", 0, "*", "CodeableConcept"),
-                               ("result", "out", 1, "1", "Reference")],
+                               ("validUntil", "out", 0, "1", "dateTime"),
+                               ("list", "out", 0, "1", "canonical", LIST_DOC),
+                               ("reason", "out", 0, "*", "CodeableConcept"),
+                               ("result", "out", 1, "1", "Reference"),
+                               ("explanation", "out", 1, "1", "string", "The decision in a sentence for the doctor."),
+                               ("patientExplanation", "out", 1, "1", "string",
+                                "The same decision in plain Chinese for the patient, from the reasons' patient-text "
+                                "(no codes, no jargon): national guidance asks the doctor to explain a refusal.")],
                    description="Decide whether a stored result can be recognized by the requesting institution, with "
                                "coded reasons; mode=accept records the recognition (a repeat avoided)."),
+        _operation(c, "evaluate", "Evaluate another institution's result", ["DiagnosticReport", "ImagingStudy",
+                                                                             "Observation"],
+                   instance=True, system=False,
+                   parameters=[("evaluator", "in", 0, "1", "Reference",
+                                "The evaluating Organization or PractitionerRole; with authentication on, the "
+                                "caller's own organization."),
+                               ("evaluation", "in", 1, "1", "Coding", "A code of CodeSystem hr-evaluation."),
+                               ("note", "in", 0, "1", "string", "Required with evaluation 'other'."),
+                               ("event", "out", 1, "1", "Reference", "The AuditEvent that records the evaluation."),
+                               ("result", "out", 1, "1", "Reference"), ("performer", "out", 1, "1", "Reference")],
+                   description="A doctor's coded evaluation of a result another institution performed (结果评价). "
+                               "Counted by $statistics per performer, item and code; a poor evaluation never "
+                               "excludes a result by itself (quality control decides, as data)."),
         _operation(c, "duplicate-check", "Check an order for recognizable prior results", ["ServiceRequest"],
                    instance=False, system=False,
                    parameters=[("request", "in", 1, "1", "ServiceRequest"), ("context", "in", 0, "*", "CodeableConcept"),
@@ -192,7 +231,7 @@ def profiles(c: str) -> list[dict[str, Any]]:
                    description="Views, duplicate prompts, recognitions (repeats avoided), overrides by reason and "
                                "money saved, aggregated from the recorded events."),
     ]
-    return [region, override, validity, saving_ext, report, observation, imaging, organization, affiliation, order,
+    return [region, override, validity, min_level, direction, patient_text, saving_ext, report, observation, imaging, organization, affiliation, order,
             item, region_param, mark, reason, saving, owner, person, resolved_by, capture, attester, audit_seq, audit_hash, correlation, origin, *operations]
 
 
@@ -200,6 +239,7 @@ def profiles(c: str) -> list[dict[str, Any]]:
 PERSON_BASES: dict[str, str] = {
     "DiagnosticReport": "subject", "Observation": "subject", "ImagingStudy": "subject", "ServiceRequest": "subject",
     "Patient": "",  # the records themselves
+    "Consent": "patient",
 }
 
 
@@ -219,11 +259,16 @@ def _param(c: str, rid: str, code: str, bases: list[str], kind: str, expression:
             "description": description, "code": code, "base": bases, "type": kind, "expression": expression}
 
 
+LIST_DOC = ("The recognized-item list the decision was made against, with its version (url|version): the scope "
+            "ValueSet in force where the result is used. Absent when the item is on no list that applies.")
+
+
 def _operation(c: str, code: str, title: str, resources: list[str], instance: bool, system: bool,
-               parameters: list[tuple[str, str, int, str, str]], description: str) -> dict[str, Any]:
+               parameters: list[tuple[Any, ...]], description: str) -> dict[str, Any]:
     return {"resourceType": "OperationDefinition", "id": f"hr-{code}", "url": f"{c}/OperationDefinition/hr-{code}",
             "version": "2026.1", "name": title.replace(" ", ""), "title": title, "status": "active",
             "kind": "operation", "date": DATE, "publisher": "fhirserver project", "description": description,
             "code": code, "resource": resources, "system": system, "type": not (system or instance),
             "instance": instance,
-            "parameter": [{"name": n, "use": u, "min": lo, "max": hi, "type": t} for n, u, lo, hi, t in parameters]}
+            "parameter": [{"name": n, "use": u, "min": lo, "max": hi, "type": t, **({"documentation": d[0]} if d else {})}
+                          for n, u, lo, hi, t, *d in parameters]}

@@ -21,6 +21,8 @@ from fhirserver.fhir.search.query import MODIFIERS, VALUE_FORMS  # noqa: E402
 START, END = "<!-- search-table:start -->", "<!-- search-table:end -->"
 ARTIFACTS_START, ARTIFACTS_END = "<!-- artifacts-table:start -->", "<!-- artifacts-table:end -->"
 RULES_START, RULES_END = "<!-- rules-table:start -->", "<!-- rules-table:end -->"
+SCOPES_START, SCOPES_END = "<!-- scopes-table:start -->", "<!-- scopes-table:end -->"
+LOINC_START, LOINC_END = "<!-- loinc-table:start -->", "<!-- loinc-table:end -->"
 
 
 def table() -> str:
@@ -84,9 +86,60 @@ def rules_table() -> str:
     return "\n".join(lines)
 
 
+def scopes_table() -> str:
+    """The scopes with their versions side by side: where each applies, when it is in force, what it waives."""
+    import json
+
+    lines = ["| scope (`ValueSet`) | version | in force | applies | items | level rule |", "|---|---|---|---|---|---|"]
+    for path in sorted(ROOT.glob("terminology/ValueSet-hr-scope-*.json")):
+        vs = json.loads(path.read_text(encoding="utf-8"))
+        if vs["id"] == "hr-scope-national":
+            continue
+        period = next((e["valuePeriod"] for e in vs.get("extension", [])
+                       if e["url"].endswith("resource-effectivePeriod")), {})
+        focus = [c["code"] for u in vs.get("useContext", []) for c in u["valueCodeableConcept"]["coding"]]
+        applies = ("members of one close medical alliance" if focus == ["alliance-member"]
+                   else " + ".join(focus) if len(focus) > 1 else f"in {focus[0]}")
+        include = vs["compose"]["include"][0]
+        items = str(len(include["concept"])) if "concept" in include else "all active"
+        pairs: dict[int, list[int]] = {}
+        for e in vs.get("extension", []):
+            if e["url"].endswith("/hr-level-direction"):
+                parts = {x["url"]: x["valueInteger"] for x in e["extension"]}
+                pairs.setdefault(parts["requester"], []).append(parts["performer"])
+        waived = any(e["url"].endswith("/hr-min-level-applies") and e["valueBoolean"] is False
+                     for e in vs.get("extension", []))
+        rule = "; ".join(f"level {r} takes {', '.join(map(str, sorted(p)))}" for r, p in sorted(pairs.items()))
+        rule = "no item minimum, no direction" if waived else (rule or "item minimum only")
+        lines.append(f"| `{vs['url'].rsplit('/', 1)[-1]}` | {vs.get('version', '')} "
+                     f"| {period.get('start', '…')} – {period.get('end', '')} | {applies} | {items} | {rule} |")
+    return "\n".join(lines)
+
+
+def loinc_table() -> str:
+    """LOINC coverage of the catalog per category (from the items' loinc property)."""
+    import json
+
+    items = json.loads((ROOT / "terminology" / "CodeSystem-hr-item.json").read_text(encoding="utf-8"))
+    lines = ["| category | items | with a LOINC code | coverage |", "|---|---|---|---|"]
+
+    def leaves(node: dict) -> list[dict]:
+        children = node.get("concept", [])
+        return [x for c in children for x in leaves(c)] if children else [node]
+
+    for category in items["concept"]:
+        found = [c for c in leaves(category) if any(p["code"] == "status" and p["valueCode"] == "active"
+                                                     for p in c.get("property", []))]
+        coded = [c for c in found if any(p["code"] == "loinc" for p in c.get("property", []))]
+        lines.append(f"| {category['code']} {category['display']} | {len(found)} | {len(coded)} | "
+                     f"{100 * len(coded) // max(1, len(found))}% |")
+    return "\n".join(lines)
+
+
 def generated() -> list[tuple[str, str, str]]:
     return [(START, table(), END), (ARTIFACTS_START, artifacts_table(), ARTIFACTS_END),
-            (RULES_START, rules_table(), RULES_END)]
+            (RULES_START, rules_table(), RULES_END), (SCOPES_START, scopes_table(), SCOPES_END),
+            (LOINC_START, loinc_table(), LOINC_END)]
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from flask import Flask, Response, g, request
 from ..config import Settings
 from ..fhir.errors import FhirError
 from ..fhir.resource_types import SUPPORTED_TYPES
-from ..security.principal import Principal, reset, set_current
+from ..security.principal import CUSTODIAN, Principal, reset, set_current
 from ..security.scopes import parse_scopes
 from ..security.tokens import InvalidToken, TokenVerifier
 from .responses import render_error
@@ -47,9 +47,6 @@ AUDIT_TYPE = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type"
               "display": "RESTful Operation"}
 INTERACTION = "http://hl7.org/fhir/restful-interaction"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-# the other hospital whose data a request disclosed (v3 ParticipationType CST), so the event is its to search too
-CUSTODIAN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "CST",
-                         "display": "custodian"}]}
 SECURITY_RESOURCE = {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "13",
                      "display": "Security Resource"}  # the Consent a disclosure was made under
 

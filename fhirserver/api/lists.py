@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request
 
 from ..fhir.errors import not_found
 from ..recognition.catalog import RecognitionCatalog
+from ..terminology.service import effective_period
 from .responses import render_error
 
 COLUMNS = ("项目编码 code", "项目名称 name", "类别 category", "有效期(天) validity days", "最低机构等级 minimum level",
@@ -37,17 +38,25 @@ def blueprint(catalog: RecognitionCatalog) -> Blueprint:
         return f"{concept.display} {english}" if english else concept.display
 
     def scopes() -> list[dict[str, Any]]:
-        return sorted((vs for vs in terminology.value_sets.values() if vs["id"].startswith("hr-scope-")),
-                      key=lambda vs: vs["id"])
+        """Every version of every scope, side by side (a list's older versions stay published)."""
+        return sorted((vs for versions in terminology.value_set_versions.values() for vs in versions
+                       if vs["id"].startswith("hr-scope-")), key=lambda vs: vs["id"])
+
+    def canonical(vs: dict[str, Any]) -> str:
+        return f"{vs['url']}|{vs['version']}" if vs.get("version") else str(vs["url"])
+
+    def period(vs: dict[str, Any]) -> str:
+        p = effective_period(vs)
+        return f"{p.get('start', '…')} – {p.get('end', '')}" if p else ""
 
     def rows(vs: dict[str, Any]) -> list[tuple[str, ...]]:
         out = []
-        for member in terminology.members(vs["url"]):
+        for member in terminology.members(canonical(vs)):
             item = catalog.item(member.code)
             if item is None:
                 continue
             out.append((item.code, item.display, category(item.category),
-                        str(catalog.validity_days(item.code, vs["url"])), str(item.min_level), f"{item.price:g}"))
+                        str(catalog.validity_days(item.code, canonical(vs))), str(item.min_level), f"{item.price:g}"))
         return out
 
     def cached(tag: str, content_type: str, make: Callable[[], str]) -> Response:
@@ -67,11 +76,13 @@ def blueprint(catalog: RecognitionCatalog) -> Blueprint:
     def index_page() -> str:
         items = "".join(
             f"<tr><td>{escape(vs.get('title', vs['id']))}</td><td>{escape(vs.get('version', ''))}</td>"
+            f"<td>{escape(period(vs))}</td>"
             f"<td>{len(rows(vs))}</td><td><a href=\"/lists/{vs['id']}.html\">网页 page</a> · "
             f"<a href=\"/lists/{vs['id']}.csv\">CSV</a> · <a href=\"/fhir/ValueSet/{vs['id']}\">FHIR ValueSet</a>"
             f"</td></tr>" for vs in scopes())
         return _page("检查检验结果互认项目目录 Recognized-item lists",
-                     "<table><tr><th>目录 list</th><th>版本 version</th><th>项目数 items</th><th></th></tr>"
+                     "<table><tr><th>目录 list</th><th>版本 version</th><th>有效期间 in force</th>"
+                     "<th>项目数 items</th><th></th></tr>"
                      f"{items}</table>")
 
     def csv_text(vs: dict[str, Any]) -> str:
@@ -86,6 +97,7 @@ def blueprint(catalog: RecognitionCatalog) -> Blueprint:
         head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>" for row in rows(vs))
         return _page(f"{vs.get('title', vs['id'])} (版本 version {vs.get('version', '')})",
+                     f"<p>有效期间 in force: {escape(period(vs) or '长期 open')}</p>"
                      f"<p>{escape(vs.get('description', ''))}</p><table><tr>{head}</tr>{body}</table>"
                      f"<p><a href=\"/lists/{vs['id']}.csv\">CSV</a> · <a href=\"/lists\">所有目录 all lists</a></p>")
 

@@ -62,6 +62,14 @@ def _recognize(ctx: FhirContext, recognition: RecognitionService, inputs: Operat
                                  inputs.get("date"), inputs.all("context"), inputs.get("mode", "check"))
 
 
+def _evaluate(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
+              instance: dict[str, Any] | None) -> dict[str, Any]:
+    assert instance is not None
+    evaluator = inputs.get("evaluator") or {}
+    return recognition.evaluations.evaluate(ctx, recognition, instance["resourceType"], instance["id"],
+                                            evaluator.get("reference"), inputs.get("evaluation"), inputs.get("note"))
+
+
 def _duplicate_check(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
                      _instance: dict[str, Any] | None) -> dict[str, Any]:
     return recognition.duplicate_check(ctx, inputs.require("request"), inputs.all("context"),
@@ -136,6 +144,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("recognize", ("DiagnosticReport", "ImagingStudy", "Observation"), True, f"{CANONICAL_OD}/hr-recognize",
               [Param("requester", "Reference"), Param("date"), Param("context", "CodeableConcept", repeats=True),
                Param("mode")], _recognize, type_level=False, post_only=True),
+    Operation("evaluate", ("DiagnosticReport", "ImagingStudy", "Observation"), True, f"{CANONICAL_OD}/hr-evaluate",
+              [Param("evaluator", "Reference"), Param("evaluation", "Coding"), Param("note")], _evaluate,
+              type_level=False, post_only=True),
     Operation("duplicate-check", ("ServiceRequest",), False, f"{CANONICAL_OD}/hr-duplicate-check",
               [Param("request", "resource"), Param("context", "CodeableConcept", repeats=True)], _duplicate_check,
               post_only=True),

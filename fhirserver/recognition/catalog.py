@@ -4,9 +4,11 @@ windows with regional overrides, exception and reason codes. All of it comes fro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any
 
-from ..terminology.service import TerminologyService
+from ..fhir.search.values import date_range
+from ..terminology.service import TerminologyService, effective_period
 
 
 @dataclass(frozen=True)
@@ -20,31 +22,84 @@ class ItemFacts:
     active: bool
 
 
+@dataclass(frozen=True)
+class ScopePolicy:
+    """What a scope ValueSet says beyond its items: whether the item's minimum level applies (not inside a close
+    medical alliance), and its level-direction pairs (requester level, performer level); none: no such rule."""
+
+    min_level: bool
+    directions: frozenset[tuple[int, int]]
+
+    def allows(self, requester: int | None, performer: int | None) -> bool:
+        if not self.directions:
+            return True
+        return (requester, performer) in self.directions
+
+
 def province(region: str | None) -> str | None:
     """GB/T 2260: the province of a region code (510100 -> 510000)."""
     return f"{region[:2]}0000" if region and len(region) == 6 and region.isdigit() else None
 
 
 class RecognitionCatalog:
-    def __init__(self, terminology: TerminologyService, canonical: str) -> None:
+    def __init__(self, terminology: TerminologyService, canonical: str, zone: timezone) -> None:
         self.terminology = terminology
         self.canonical = canonical
+        self.zone = zone
         self.item_system = f"{canonical}/CodeSystem/hr-item"
         self.exception_system = f"{canonical}/CodeSystem/hr-exception"
         self.mark_system = f"{canonical}/CodeSystem/hr-mark"
         self.region_system = f"{canonical}/CodeSystem/hr-region"
         self._items = terminology.code_system(self.item_system)
+        self.affiliation_system = f"{canonical}/CodeSystem/hr-affiliation"
         self._scopes: dict[str, tuple[str, ...]] = {}  # scope ValueSet url -> provinces it covers
+        self.alliance_url: str | None = None  # the scope of results shared inside a close medical alliance
         for url, vs in terminology.value_sets.items():
             if vs["id"].startswith("hr-scope-") and vs["id"] != "hr-scope-national":
-                self._scopes[url] = tuple(c["code"] for ctx in vs.get("useContext", [])
-                                          for c in ctx.get("valueCodeableConcept", {}).get("coding", [])
-                                          if c.get("system") == self.region_system)
+                focus = [c for ctx in vs.get("useContext", [])
+                         for c in ctx.get("valueCodeableConcept", {}).get("coding", [])]
+                if any(c.get("system") == self.affiliation_system and c.get("code") == "alliance-member"
+                       for c in focus):
+                    self.alliance_url = url
+                    continue
+                self._scopes[url] = tuple(c["code"] for c in focus if c.get("system") == self.region_system)
+        # Each scope's versions with the instants their effective periods cover: lists change over time.
+        self._versions: dict[str, list[tuple[str, float, float]]] = {}
+        for url in [*self._scopes, *([self.alliance_url] if self.alliance_url else [])]:
+            for vs in terminology.value_set_versions[url]:
+                period = effective_period(vs)
+                start = date_range(period["start"], zone).lo if period.get("start") else float("-inf")
+                end = date_range(period["end"], zone).hi if period.get("end") else float("inf")
+                self._versions.setdefault(url, []).append((f"{url}|{vs.get('version', '')}", start, end))
 
-    def list_version(self, scope_url: str) -> str:
+    def in_force(self, url: str | None, moment_ms: float | None) -> str | None:
+        """The version of a scope in force at the moment (url|version); the current one without a moment; None when
+        no version of the list was in force then."""
+        if url is None:
+            return None
+        if moment_ms is None:
+            vs = self.terminology.value_set(url)
+            return f"{url}|{vs.get('version', '')}"
+        return next((key for key, start, end in reversed(self._versions.get(url, []))
+                     if start <= moment_ms < end), None)
+
+    def list_version(self, scope: str) -> str:
         """The scope's list as a versioned canonical (url|version), as $recognize names the list it used."""
-        version = self.terminology.value_set(scope_url).get("version")
-        return f"{scope_url}|{version}" if version else scope_url
+        if "|" in scope:
+            return scope
+        version = self.terminology.value_set(scope).get("version")
+        return f"{scope}|{version}" if version else scope
+
+    def policy(self, scope: str) -> ScopePolicy:
+        vs = self.terminology.value_set(scope)
+        min_level = all(e.get("valueBoolean", True) for e in vs.get("extension", [])
+                        if e.get("url") == f"{self.canonical}/StructureDefinition/hr-min-level-applies")
+        pairs = set()
+        for extension in vs.get("extension", []):
+            if extension.get("url") == f"{self.canonical}/StructureDefinition/hr-level-direction":
+                parts = {p.get("url"): p.get("valueInteger") for p in extension.get("extension", [])}
+                pairs.add((parts.get("requester"), parts.get("performer")))
+        return ScopePolicy(min_level, frozenset(pairs))
 
     def region_name(self, region: str | None) -> str | None:
         """The display of a GB/T 2260 code (its province's when the code itself is not listed): 重庆市."""
@@ -74,19 +129,27 @@ class RecognitionCatalog:
         return {"system": self.item_system, "code": code, "display": facts.display if facts else code}
 
     # -- scopes --------------------------------------------------------------------------------------------
-    def home_scope(self, province_code: str | None) -> str | None:
+    def home_url(self, province_code: str | None) -> str | None:
         """The scope ValueSet of a province alone (hr-scope-510000), if the province has one."""
         for url, provinces in self._scopes.items():
             if provinces == (province_code,):
                 return url
         return None
 
-    def agreements(self, first: str | None, second: str | None) -> list[str]:
-        """Cross-province agreement scopes covering both provinces (e.g. Sichuan-Chongqing)."""
-        return [u for u, p in self._scopes.items() if len(p) > 1 and first in p and second in p]
+    def home_scope(self, province_code: str | None, moment_ms: float | None = None) -> str | None:
+        """The version of the province's list in force at the moment (url|version)."""
+        return self.in_force(self.home_url(province_code), moment_ms)
 
-    def in_scope(self, scope_url: str, code: str) -> bool:
-        return any(m.code == code and m.system == self.item_system for m in self.terminology.members(scope_url))
+    def agreements(self, first: str | None, second: str | None, moment_ms: float | None = None) -> list[str]:
+        """Cross-province agreement scopes covering both provinces (e.g. Sichuan-Chongqing), as in force then."""
+        urls = [u for u, p in self._scopes.items() if len(p) > 1 and first in p and second in p]
+        return [key for key in (self.in_force(u, moment_ms) for u in urls) if key]
+
+    def alliance_scope(self, moment_ms: float | None = None) -> str | None:
+        return self.in_force(self.alliance_url, moment_ms)
+
+    def in_scope(self, scope: str, code: str) -> bool:
+        return any(m.code == code and m.system == self.item_system for m in self.terminology.members(scope))
 
     def validity_days(self, code: str, scope_url: str | None) -> int:
         """The scope's override (extension hr-validity-days) or the catalog default."""
@@ -99,8 +162,8 @@ class RecognitionCatalog:
         facts = self.item(code)
         return facts.validity_days if facts else 0
 
-    def mark(self, scope_url: str) -> dict[str, str]:
-        scope_id = scope_url.rsplit("/", 1)[-1]
+    def mark(self, scope: str) -> dict[str, str]:
+        scope_id = scope.split("|", 1)[0].rsplit("/", 1)[-1]
         concept = self.terminology.code_system(self.mark_system).concepts.get(scope_id)
         return {"system": self.mark_system, "code": scope_id, "display": concept.display if concept else "HR"}
 
@@ -110,6 +173,11 @@ class RecognitionCatalog:
         concept = self.terminology.code_system(self.exception_system).concepts[code]
         return {"coding": [{"system": self.exception_system, "code": code, "display": concept.display}],
                 "text": f"{concept.display}: {concept.definition}"}
+
+    def patient_text(self, code: str) -> str:
+        """The reason in plain Chinese for the patient (property patient-text of hr-exception)."""
+        concept = self.terminology.code_system(self.exception_system).concepts[code]
+        return str(concept.value("patient-text") or concept.display)
 
     def is_exception(self, code: str) -> bool:
         index = self.terminology.code_system(self.exception_system)

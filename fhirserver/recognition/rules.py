@@ -44,29 +44,26 @@ class Decision:
 
 def evaluate(catalog: RecognitionCatalog, result: ResultFacts, performer: Standing | None,
              context: EvaluationContext, superseded: bool = False) -> Decision:
-    reasons: list[str] = []
+    """The decision under the best scope that applies: the regional list in force (the requester's province, or
+    an agreement between the two provinces), then the close medical alliance both belong to. A scope's own rules
+    (its items, windows, whether the item minimum applies, its level direction) decide per scope; the rest holds
+    under every scope. Refused under all, the answer gives the reasons of the scope that came closest."""
     item = catalog.item(result.item) if result.item else None
-    if not result.final:
-        reasons.append("status-not-final")
-    scope = _scope(catalog, item, performer, context.requester)
-    if item is None or not item.active or scope is None:
-        reasons.append("not-in-scope")
-    valid_until = None
-    if result.date_ms is not None and item is not None:
-        days = catalog.validity_days(item.code, scope or catalog.home_scope(_province(context.requester)))
-        valid_until = result.date_ms + days * DAY_MS
-        if context.moment_ms >= valid_until:
-            reasons.append("outside-window")
-    elif result.date_ms is None:
-        reasons.append("outside-window")  # a result without a date cannot be placed in a window
+    candidates = [(scope, _scope_reasons(catalog, item, result, performer, context, scope))
+                  for scope in _scopes(catalog, item, performer, context, result.date_ms)]
+    if candidates:
+        scope, (specific, valid_until) = min(candidates, key=lambda c: len(c[1][0]))
+    else:  # no list applies at all: the catalog's own window and minimum
+        scope, (specific, valid_until) = None, _scope_reasons(catalog, item, result, performer, context, None)
+    reasons = ["status-not-final"] if not result.final else []
+    reasons += [r for r in ("not-in-scope", "outside-window") if r in specific]
     if performer is None or result.date_ms is None or not (performer.member_on(result.date_ms)
                                                              and performer.member_on(context.moment_ms)):
         reasons.append("performer-not-admitted")
     if item is not None and (performer is None or result.date_ms is None
                              or not performer.accredited_on(item.category, result.date_ms)):
         reasons.append("performer-not-qc")
-    if item is not None and (performer is None or performer.level is None or performer.level < item.min_level):
-        reasons.append("performer-level-too-low")
+    reasons += [r for r in ("performer-level-too-low", "level-direction") if r in specific]
     if superseded:
         reasons.append("superseded")
     reasons += [code for code in context.exceptions if catalog.is_exception(code)]
@@ -74,19 +71,56 @@ def evaluate(catalog: RecognitionCatalog, result: ResultFacts, performer: Standi
                     valid_until_ms=valid_until, scope=scope)
 
 
+def _scope_reasons(catalog: RecognitionCatalog, item: ItemFacts | None, result: ResultFacts,
+                   performer: Standing | None, context: EvaluationContext,
+                   scope: str | None) -> tuple[list[str], float | None]:
+    """What one scope (a list version, or None for the catalog alone) says of the result, and its window's end."""
+    reasons: list[str] = []
+    if item is None or not item.active or scope is None or not catalog.in_scope(scope, item.code):
+        reasons.append("not-in-scope")
+    valid_until = None
+    if result.date_ms is not None and item is not None:
+        valid_until = result.date_ms + catalog.validity_days(item.code, scope) * DAY_MS
+        if context.moment_ms >= valid_until:
+            reasons.append("outside-window")
+    elif result.date_ms is None:
+        reasons.append("outside-window")  # a result without a date cannot be placed in a window
+    policy = catalog.policy(scope) if scope else None
+    level = performer.level if performer else None
+    if item is not None and (policy is None or policy.min_level) and (level is None or level < item.min_level):
+        reasons.append("performer-level-too-low")
+    requester_level = context.requester.level if context.requester else None
+    if policy is not None and not policy.allows(requester_level, level):
+        reasons.append("level-direction")
+    return reasons, valid_until
+
+
 def _province(standing: Standing | None) -> str | None:
     return province(standing.region) if standing else None
 
 
-def _scope(catalog: RecognitionCatalog, item: ItemFacts | None, performer: Standing | None,
-           requester: Standing | None) -> str | None:
-    """The scope under which the item is recognized for this performer and requester, if any:
-    the requester's province list when both are in the same province, else an agreement between the two."""
+def _scopes(catalog: RecognitionCatalog, item: ItemFacts | None, performer: Standing | None,
+            context: EvaluationContext, result_ms: float | None) -> list[str]:
+    """The scopes (list versions in force at the moment) that could apply: the requester's province list when both
+    are in the same province, else an agreement between the two; then their common close medical alliance."""
     if item is None:
-        return None
-    home, away = _province(requester), _province(performer)
-    candidates = [catalog.home_scope(home)] if home == away else catalog.agreements(home, away)
-    return next((s for s in candidates if s and catalog.in_scope(s, item.code)), None)
+        return []
+    home, away = _province(context.requester), _province(performer)
+    scopes = [catalog.home_scope(home, context.moment_ms)] if home == away else \
+        catalog.agreements(home, away, context.moment_ms)
+    if _one_alliance(performer, context.requester, result_ms, context.moment_ms):
+        scopes.append(catalog.alliance_scope(context.moment_ms))
+    return [s for s in scopes if s]
+
+
+def _one_alliance(performer: Standing | None, requester: Standing | None, result_ms: float | None,
+                  moment_ms: float) -> bool:
+    """Whether performer and requester are members of one close medical alliance: the performer when it produced
+    the result and now, the requester now."""
+    if performer is None or requester is None or result_ms is None:
+        return False
+    return bool(performer.alliances_on(result_ms) & performer.alliances_on(moment_ms)
+                & requester.alliances_on(moment_ms))
 
 
 def describe(catalog: RecognitionCatalog, decision: Decision, performer: Standing | None) -> str:
@@ -102,6 +136,19 @@ def describe(catalog: RecognitionCatalog, decision: Decision, performer: Standin
         return f"患者于{when}在{where}完成{what}，结果可互认，有效期至{until[:10]}。"
     why = "、".join(catalog.reason(r)["coding"][0]["display"] for r in decision.reasons)
     return f"患者于{when}在{where}完成{what}，结果不予互认（{why}）。"
+
+
+def explain_to_patient(catalog: RecognitionCatalog, decision: Decision, performer: Standing | None) -> str:
+    """The same decision for the patient, in plain Chinese from the reasons' patient-text (no codes, no jargon):
+    what the doctor's explanation starts from (national guidance: the doctor explains a refusal to the patient)."""
+    where = performer.name if performer and performer.name else "其他医院"
+    what = decision.item.display if decision.item else "检查检验"
+    when = decision.result.date_text or "之前"
+    if decision.recognizable:
+        until = (decision.valid_until() or "")[:10]
+        return f"您{when}在{where}做的{what}，结果可以在本院直接使用，不用重复检查（{until}前有效）。"
+    why = "；".join(catalog.patient_text(r) for r in decision.reasons)
+    return f"您{when}在{where}做的{what}，这次不能直接使用，需要重新检查：{why}。"
 
 
 def moment(value: str | None, zone: Any) -> float:

@@ -18,12 +18,13 @@ from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
 from ..persons.index import PersonIndex
-from ..security.principal import acting_as_server
+from ..security.principal import CUSTODIAN, acting_as_server
 from ..store.records import StoredVersion
 from ..store.registry_cache import RegistryCache
 from .catalog import RecognitionCatalog, province
+from .evaluations import Evaluations
 from .facts import RESULT_TYPES, ResultFacts, result_facts
-from .rules import Decision, EvaluationContext, describe, evaluate, moment
+from .rules import Decision, EvaluationContext, describe, evaluate, explain_to_patient, moment
 from .standing import Standing, read_standing
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -65,6 +66,8 @@ class RecognitionService:
         self.issue_system = f"{c}/CodeSystem/hr-detected-issue"
         self.override_url = f"{c}/StructureDefinition/hr-override-reason"
         self.saving_url = f"{c}/StructureDefinition/hr-saving"
+        self.patient_text_url = f"{c}/StructureDefinition/hr-patient-text"
+        self.evaluations = Evaluations(catalog)
         self.federation: Any = None  # federation/service.py, set by the app when the node has peers to ask
 
     # -- facts -------------------------------------------------------------------------------------------
@@ -130,7 +133,7 @@ class RecognitionService:
             remote, _ = self.federation.remote_results(ctx, facts.patient, facts.item)
             newer = [f for f in (result_facts(r.resource, self.catalog.item_system, ctx.planner.zone) for r in remote)
                      if f.final and (f.date_ms or 0) > (facts.date_ms or 0)]
-        decision, _ = self.decide(ctx, version, evaluation, superseded=bool(newer))
+        decision, performer = self.decide(ctx, version, evaluation, superseded=bool(newer))
         self.record(ctx, "view", decision, requester)
         if mode == "accept":
             if not decision.recognizable:
@@ -138,9 +141,9 @@ class RecognitionService:
                 raise FhirError(422, [Issue("business-rule", "This result cannot be recognized; see the reasons.",
                                             expression=("mode",)), *reasons])
             self.record(ctx, "recognition", decision, requester)
-        return self.parameters(decision)
+        return self.parameters(decision, performer)
 
-    def parameters(self, decision: Decision) -> dict[str, Any]:
+    def parameters(self, decision: Decision, performer: Standing | None) -> dict[str, Any]:
         parts: list[dict[str, Any]] = [{"name": "recognizable", "valueBoolean": decision.recognizable}]
         if decision.item:
             parts.append({"name": "item", "valueCoding": self.catalog.item_coding(decision.item.code)})
@@ -150,6 +153,9 @@ class RecognitionService:
             parts.append({"name": "list", "valueCanonical": self.catalog.list_version(decision.scope)})
         parts += [{"name": "reason", "valueCodeableConcept": self.catalog.reason(r)} for r in decision.reasons]
         parts.append({"name": "result", "valueReference": {"reference": decision.result.reference}})
+        parts.append({"name": "explanation", "valueString": describe(self.catalog, decision, performer)})
+        parts.append({"name": "patientExplanation",
+                      "valueString": explain_to_patient(self.catalog, decision, performer)})
         return {"resourceType": "Parameters", "parameter": parts}
 
     # -- $duplicate-check -------------------------------------------------------------------------------------
@@ -245,7 +251,9 @@ class RecognitionService:
             "severity": "moderate" if decision.recognizable else "low",
             "identifiedDateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "implicated": [{"reference": decision.result.reference}],
-            "detail": describe(self.catalog, decision, performer)}
+            "detail": describe(self.catalog, decision, performer),
+            "extension": [{"url": self.patient_text_url, "valueString": explain_to_patient(self.catalog, decision,
+                                                                                           performer)}]}
         if decision.result.patient:
             issue["patient"] = {"reference": decision.result.patient}
         if decision.reasons:
@@ -301,8 +309,8 @@ class RecognitionService:
         if (item is not None and item.active and facts.final and performer is not None and facts.date_ms
                 and performer.member_on(facts.date_ms) and performer.accredited_on(item.category, facts.date_ms)
                 and performer.level is not None and performer.level >= item.min_level):
-            home = province(performer.region)
-            scopes = [self.catalog.home_scope(home), *self.catalog.agreements(home, home)]
+            home = province(performer.region)  # the lists in force when the result was reported
+            scopes = [self.catalog.home_scope(home, facts.date_ms), *self.catalog.agreements(home, home, facts.date_ms)]
             tags += [self.catalog.mark(s) for s in scopes if s and self.catalog.in_scope(s, item.code)]
         if tags:
             meta["tag"] = tags
@@ -312,7 +320,12 @@ class RecognitionService:
 
     # -- events -------------------------------------------------------------------------------------------------
     def record(self, ctx: FhirContext, kind: str, decision: Decision, requester: Standing | None,
-               reason: dict[str, Any] | None = None, order: str | None = None) -> None:
+               reason: dict[str, Any] | None = None, order: str | None = None,
+               evaluation: list[dict[str, str]] | None = None, custodian: str | None = None,
+               note: str | None = None) -> str:
+        """Record one event (AuditEvent of type hr-event) and return its id. An evaluation carries its codes as
+        subtypes, the performing institution as entity and custodian agent (its results, its events to read),
+        and the doctor's note as the result entity's description."""
         item = decision.item
         event: dict[str, Any] = {
             "resourceType": "AuditEvent",
@@ -334,7 +347,17 @@ class RecognitionService:
             event["purposeOfEvent"] = [reason]
         if kind == "recognition" and item is not None:
             event["extension"] = [{"url": self.saving_url, "valueDecimal": item.price}]
+        if evaluation:
+            event["subtype"] = [*event.get("subtype", []), *evaluation]
+        if note:
+            event["entity"][0]["description"] = note[:1000]
+        if custodian:
+            event["entity"].append({"what": {"reference": custodian}})
+            event["agent"].append({"type": CUSTODIAN, "who": {"reference": custodian}, "requestor": False})
+        event_id = str(uuid.uuid4())
         if ctx.record_event is not None:
-            ctx.record_event({"id": str(uuid.uuid4()), **event})
+            ctx.record_event({"id": event_id, **event})
         else:
-            create.create(ctx, "AuditEvent", event, RequestInfo(base_url=""))
+            stored = create.create(ctx, "AuditEvent", {"id": event_id, **event}, RequestInfo(base_url=""))
+            event_id = stored.version.id if stored.version else event_id
+        return event_id

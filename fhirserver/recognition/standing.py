@@ -25,6 +25,7 @@ class Affiliation:
     start_ms: float
     end_ms: float
     active: bool
+    organization: str = ""  # the network, QC centre or alliance (OrganizationAffiliation.organization)
 
     def covers(self, moment_ms: float) -> bool:
         return self.active and self.start_ms <= moment_ms < self.end_ms
@@ -41,6 +42,10 @@ class Standing:
     def member_on(self, moment_ms: float) -> bool:
         return any(a.code == "network-member" and a.covers(moment_ms) for a in self.affiliations)
 
+    def alliances_on(self, moment_ms: float) -> set[str]:
+        """The close medical alliances the institution is a member of at the moment."""
+        return {a.organization for a in self.affiliations if a.code == "alliance-member" and a.covers(moment_ms)}
+
     def accredited_on(self, category: str, moment_ms: float) -> bool:
         return any(a.code == "qc-accredited" and category in a.categories and a.covers(moment_ms)
                    for a in self.affiliations)
@@ -55,7 +60,25 @@ def read_standing(ctx: FhirContext, catalog: RecognitionCatalog, reference: str)
         return None
     affiliations = [loads(v.text or "{}") for v in
                     find(ctx, "OrganizationAffiliation", [("participating-organization", reference)], 200)]
-    return standing_from(reference, loads(current.text), affiliations, catalog, ctx.planner.zone)
+    standing = standing_from(reference, loads(current.text), affiliations, catalog, ctx.planner.zone)
+    # An alliance membership counts only when its organization is stored as an alliance (hr-organization-type).
+    alliances = {a.organization for a in standing.affiliations if a.code == "alliance-member"}
+    real = {ref for ref in alliances if _is_alliance(ctx, catalog, ref)}
+    standing.affiliations = [a for a in standing.affiliations if a.code != "alliance-member" or a.organization in real]
+    return standing
+
+
+def _is_alliance(ctx: FhirContext, catalog: RecognitionCatalog, reference: str) -> bool:
+    if not reference.startswith("Organization/"):
+        return False
+    stored = ctx.store.versions.read_current("Organization", reference.split("/", 1)[1])
+    if stored is None or stored.deleted or stored.text is None:
+        return False
+    system = f"{catalog.canonical}/CodeSystem/hr-organization-type"
+    index = catalog.terminology.code_system(system)
+    return any(c.get("system") == system and c.get("code") in index.concepts
+               and (c.get("code") == "alliance" or "alliance" in index.ancestors(c["code"]))
+               for concept in loads(stored.text).get("type", []) for c in concept.get("coding", []))
 
 
 def standing_from(reference: str, org: dict[str, Any], affiliations: list[dict[str, Any]],
@@ -79,8 +102,9 @@ def standing_from(reference: str, org: dict[str, Any], affiliations: list[dict[s
         for concept in data.get("code", []):
             for coding in concept.get("coding", []):
                 if coding.get("system") == affiliation_system:
-                    standing.affiliations.append(Affiliation(coding["code"], categories, start, end,
-                                                             data.get("active", True) is not False))
+                    standing.affiliations.append(Affiliation(
+                        coding["code"], categories, start, end, data.get("active", True) is not False,
+                        str((data.get("organization") or {}).get("reference", ""))))
     return standing
 
 

@@ -14,6 +14,7 @@ from ..persons.index import PersonIndex
 from ..store.filters import all_of
 from ..store.indexes import index_field
 from .catalog import RecognitionCatalog, province
+from .evaluations import Evaluations
 
 MAX_RECOGNITIONS = 100_000  # recognition events one report reads to count repeats avoided per person and item
 
@@ -21,7 +22,9 @@ GROUPS = (("view", "跨机构调阅次数 Cross-institution views"),
           ("duplicate-prompt", "重复检查提示次数 Duplicate prompts"),
           ("recognition", "互认次数 Recognitions accepted"),
           ("repeat-avoided", "避免重复检查次数 Repeats avoided"),
-          ("override", "有理由复查次数 Overrides"))
+          ("override", "有理由复查次数 Overrides"),
+          ("evaluation", "外院结果评价次数 Evaluations of outside results"),
+          ("evaluation-poor", "评价为质量存疑次数 Evaluated as poor"))
 
 
 def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None, end: str | None,
@@ -61,7 +64,10 @@ def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None,
             {"$match": match}, {"$group": {"_id": None, "n": {"$sum": 1}, "saving": {"$sum": "$so.saving"}}}])
         return (int(rows[0]["n"]), float(rows[0]["saving"])) if rows else (0, 0.0)
 
-    counts = {kind: count(kind) for kind in ("view", "duplicate-prompt", "recognition", "override")}
+    counts = {kind: count(kind) for kind in ("view", "duplicate-prompt", "recognition", "override", "evaluation")}
+    evaluations = Evaluations(catalog)
+    evaluated = all_of(base, {index_field("type"): {"$in": [f"{event_system}|evaluation"]}})
+    poor = ctx.store.search.count("AuditEvent", all_of(evaluated, evaluations.poor_filter()))
     recognized, _ = counts["recognition"]
     avoided, saved = _repeats_avoided(ctx, catalog, persons, all_of(
         base, {index_field("type"): {"$in": [f"{event_system}|recognition"]}}))
@@ -72,11 +78,16 @@ def statistics(ctx: FhirContext, catalog: RecognitionCatalog, start: str | None,
     reasons = sorted((row["_id"].split("|", 1)[1], int(row["n"])) for row in by_reason
                      if isinstance(row["_id"], str) and row["_id"].startswith(f"{catalog.exception_system}|"))
     values = {"view": counts["view"][0], "duplicate-prompt": counts["duplicate-prompt"][0],
-              "recognition": recognized, "repeat-avoided": avoided, "override": counts["override"][0]}
+              "recognition": recognized, "repeat-avoided": avoided, "override": counts["override"][0],
+              "evaluation": counts["evaluation"][0], "evaluation-poor": poor}
     groups: list[dict[str, Any]] = [
-        {"code": {"coding": [{"system": event_system, "code": code}], "text": text},
+        {"code": {"coding": [{"system": event_system, "code": code}], "text": text} if code != "evaluation-poor"
+         else {"coding": [evaluations.coding("poor")], "text": text},
          "measureScore": {"value": values[code]}} for code, text in GROUPS]
-    groups.append({"code": {"text": "节省费用(元) Money saved (CNY)"},
+    strata = evaluations.strata(ctx, evaluated) if values["evaluation"] else []
+    if strata:  # per performing institution, item and evaluation code
+        groups[5]["stratifier"] = [{"code": [{"text": "performer, item, evaluation"}], "stratum": strata}]
+    groups.insert(5, {"code": {"text": "节省费用(元) Money saved (CNY)"},
                    "measureScore": {"value": round(saved, 2), "unit": "CNY", "system": "urn:iso:std:iso:4217",
                                     "code": "CNY"}})
     if reasons:

@@ -39,6 +39,11 @@ class Principal:
         return [r for r in (self.organization, self.practitioner) if r]
 
 
+# The hospital whose data an event concerns (v3 ParticipationType CST): an agent of the event, so the event is its
+# to search too (an access under another hospital's consent, an evaluation of its result).
+CUSTODIAN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "CST",
+                         "display": "custodian"}]}
+
 _current: ContextVar[Principal | None] = ContextVar("fhirserver_principal", default=None)
 
 

@@ -53,9 +53,10 @@ def lookup(service: TerminologyService, inputs: OperationInput, instance: dict[s
     if concept.definition:
         parts.append({"name": "definition", "valueString": concept.definition})
     for designation in concept.designations:
-        parts.append({"name": "designation", "part": [
-            {"name": "language", "valueCode": designation.get("language", "")},
-            {"name": "value", "valueString": designation.get("value", "")}]})
+        part = [{"name": "language", "valueCode": designation.get("language", "")}]
+        if designation.get("use"):
+            part.append({"name": "use", "valueCoding": designation["use"]})
+        parts.append({"name": "designation", "part": [*part, {"name": "value", "valueString": designation["value"]}]})
     for name, values in concept.properties.items():
         if wanted and name not in wanted:
             continue
@@ -120,7 +121,7 @@ def cs_validate_code(service: TerminologyService, inputs: OperationInput,
 
 def vs_validate_code(service: TerminologyService, inputs: OperationInput,
                      instance: dict[str, Any] | None) -> dict[str, Any]:
-    url = instance["url"] if instance else inputs.get("url")
+    url = _value_set_canonical(inputs, instance)
     candidates = _codings(inputs)
     if not url or not any(code for _, code, _ in candidates):
         raise bad_request("ValueSet $validate-code needs url and code (or coding/codeableConcept).", "code")
@@ -134,8 +135,16 @@ def vs_validate_code(service: TerminologyService, inputs: OperationInput,
     return _result(False, " ".join(messages), None)
 
 
+def _value_set_canonical(inputs: OperationInput, instance: dict[str, Any] | None) -> str | None:
+    """The ValueSet asked for: the instance's own version, or url with valueSetVersion (or url|version)."""
+    if instance:
+        return f"{instance['url']}|{instance['version']}" if instance.get("version") else str(instance["url"])
+    url, version = inputs.get("url"), inputs.get("valueSetVersion")
+    return f"{url.split('|', 1)[0]}|{version}" if url and version else url
+
+
 def expand(service: TerminologyService, inputs: OperationInput, instance: dict[str, Any] | None) -> dict[str, Any]:
-    url = instance["url"] if instance else inputs.get("url")
+    url = _value_set_canonical(inputs, instance)
     if not url:
         raise bad_request("$expand needs the url of a ValueSet (or call it on ValueSet/[id]).", "url")
     count = inputs.get("count")

@@ -59,6 +59,15 @@ class Member:
     extensions: tuple[dict[str, Any], ...] = ()
 
 
+EFFECTIVE_PERIOD = "http://hl7.org/fhir/StructureDefinition/resource-effectivePeriod"
+
+
+def effective_period(resource: dict[str, Any]) -> dict[str, str]:
+    """The period a version is in force (the core extension: R4 ValueSet has no effectivePeriod element)."""
+    return next((e.get("valuePeriod") or {} for e in resource.get("extension", []) if e.get("url") == EFFECTIVE_PERIOD),
+                {})
+
+
 def _property_value(prop: dict[str, Any]) -> Any:
     for key, value in prop.items():
         if key.startswith("value"):
@@ -74,7 +83,8 @@ class TerminologyService:
     def __init__(self, resources: list[dict[str, Any]]) -> None:
         self.resources = resources
         self.code_systems: dict[str, CodeSystemIndex] = {}
-        self.value_sets: dict[str, dict[str, Any]] = {}
+        self.value_sets: dict[str, dict[str, Any]] = {}  # url -> the current version
+        self.value_set_versions: dict[str, list[dict[str, Any]]] = {}  # url -> every version, oldest first
         self.concept_maps: dict[str, dict[str, Any]] = {}
         self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
         for resource in resources:
@@ -82,9 +92,12 @@ class TerminologyService:
             if resource["resourceType"] == "CodeSystem":
                 self.code_systems[resource["url"]] = self._index(resource)
             elif resource["resourceType"] == "ValueSet":
-                self.value_sets[resource["url"]] = resource
+                self.value_set_versions.setdefault(resource["url"], []).append(resource)
             elif resource["resourceType"] == "ConceptMap":
                 self.concept_maps[resource["url"]] = resource
+        for url, versions in self.value_set_versions.items():
+            versions.sort(key=lambda vs: (effective_period(vs).get("start") or "", str(vs.get("version", ""))))
+            self.value_sets[url] = versions[-1]
         self._expansions: dict[str, list[Member]] = {}
         self._lock = threading.Lock()
 
@@ -119,7 +132,12 @@ class TerminologyService:
         return index
 
     def value_set(self, url: str) -> dict[str, Any]:
-        vs = self.value_sets.get(url.split("|", 1)[0])
+        """The ValueSet of a canonical: url|version names one version, a bare url the current one."""
+        bare, _, version = url.partition("|")
+        if version:
+            vs = next((v for v in self.value_set_versions.get(bare, []) if str(v.get("version")) == version), None)
+        else:
+            vs = self.value_sets.get(bare)
         if vs is None:
             raise _not_found("ValueSet", url)
         return vs
@@ -165,14 +183,14 @@ class TerminologyService:
 
     # -- ValueSet operations --------------------------------------------------------------------------------
     def members(self, url: str) -> list[Member]:
-        key = url.split("|", 1)[0]
-        cached = self._expansions.get(key)
+        """The expansion of a canonical (url|version for one version, a bare url for the current one)."""
+        cached = self._expansions.get(url)
         if cached is None:
             with self._lock:
-                cached = self._expansions.get(key)
+                cached = self._expansions.get(url)
                 if cached is None:
-                    cached = self._compute(self.value_set(key))
-                    self._expansions[key] = cached
+                    cached = self._compute(self.value_set(url))
+                    self._expansions[url] = cached
         return cached
 
     def _compute(self, vs: dict[str, Any]) -> list[Member]:
