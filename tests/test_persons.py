@@ -9,7 +9,8 @@ import random
 
 import pytest
 from conftest import FHIR_JSON, unique
-from test_recognition import CDS_REQUEST, ITEM, day, draft_order, net, report  # noqa: F401 (net is the fixture)
+from network import ITEM, day, report
+from test_recognition import CDS_REQUEST, draft_order
 
 from fhirserver.persons.resident_id import check_character, parse
 

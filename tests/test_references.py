@@ -4,7 +4,8 @@ calls it by, or FHIRSERVER_BASE_URL) or as urn:uuid resolved in a transaction is
 from __future__ import annotations
 
 from conftest import FHIR_JSON, observation, post, unique
-from test_recognition import ITEM, day, draft_order, net, report  # noqa: F401 (net is the fixture)
+from network import ITEM, day, report
+from test_recognition import draft_order
 
 
 def ids(http, base, path: str, **params: str) -> set[str]:
