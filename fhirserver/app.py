@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
@@ -45,10 +45,11 @@ from .security.consent_capture import ConsentCapture
 from .store.client import Probe, connect, ensure_schema
 from .store.errors import StoreUnavailable
 from .store.indexes import collection_indexes, indexed_fields
-from .store.locks import PERSONS, REGISTRY
+from .store.locks import PERSONS, REGISTRY, SUBSCRIPTIONS
 from .store.outages import is_outage
 from .store.registry_cache import RegistryCache
 from .store.store import open_store
+from .subscriptions.service import Subscriptions
 from .terminology.artifacts import load_folder
 from .terminology.enrich import ItemCoder
 from .terminology.service import TerminologyService
@@ -56,7 +57,16 @@ from .terminology.service import TerminologyService
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, RecognitionService, AuditTrail]:
+class Services(NamedTuple):
+    """What build_context wires: the interaction context and the services the blueprints and threads need."""
+
+    ctx: FhirContext
+    recognition: RecognitionService
+    trail: AuditTrail
+    subscriptions: Subscriptions
+
+
+def build_context(settings: Settings, mongodb_uri: str) -> Services:
     """Connect, create collections/indexes, load definitions: everything an interaction needs."""
     connection = connect(mongodb_uri, settings.mongodb_db, settings.store_timeout_ms, [metrics.StoreTimer()])
     registry = SearchParameterRegistry(settings.profiles_dir, INDEXABLE_TYPES, settings.canonical_base)
@@ -69,9 +79,11 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
     partitioned = frozenset(t for t in SUPPORTED_TYPES if t == "Patient" or compartments.parameters("Patient", t))
     specs = collection_indexes(SUPPORTED_TYPES, database_indexed_parameters(registry), BUCKETED_DATES, partitioned)
     ensure_schema(connection.db, specs)
-    store = open_store(connection.db, {REGISTRY: STANDING_TYPES | PEER_TYPES, PERSONS: frozenset({"Patient"})},
+    store = open_store(connection.db, {REGISTRY: STANDING_TYPES | PEER_TYPES, PERSONS: frozenset({"Patient"}),
+                                       SUBSCRIPTIONS: frozenset({"Subscription"})},
                        settings.store_timeout_ms, indexed_fields(specs))
     store.dicom.ensure_indexes()
+    store.deliveries.ensure_indexes()
     validator = ResourceValidator(settings.profiles_dir / "fhir.schema.v4.json")
     zone = parse_zone(settings.timezone)
     ctx = FhirContext(
@@ -95,10 +107,12 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
                           lambda org: (recognition.standing(ctx, org) or Standing(org)).region, persons)
     trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
+    subscriptions = Subscriptions(settings, RegistryCache(ctx.store.changes, group=SUBSCRIPTIONS))
     ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule, persons.tag_rule,
-                                     capture.rule),
+                                     capture.rule, subscriptions.rule),
                   advise_write=(persons.write_warnings,),
-                  after_write=(recognition.record_override,), resolvers={"person-index": persons.of_identity},
+                  after_write=(recognition.record_override, subscriptions.on_write),
+                  resolvers={"person-index": persons.of_identity},
                   access=access, record_event=trail.spool,
                   settle_events=trail.settle)
     access.bind(ctx)
@@ -107,7 +121,7 @@ def build_context(settings: Settings, mongodb_uri: str) -> tuple[FhirContext, Re
         FederationClient(settings.peer_timeout_s, ctx.validator.validate,
                          CircuitBreaker(cooldown_s=settings.peer_cooldown_s)), catalog, settings.identity_systems,
         label, zone, registry_cache, persons)
-    return ctx, recognition, trail
+    return Services(ctx, recognition, trail, subscriptions)
 
 
 OUTAGE_RECHECK_S = 5.0  # after a store outage, requests ask the quick probe first for this long
@@ -145,7 +159,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     uri = mongodb_uri or settings.mongodb_uri
     if not uri:
         raise ValueError("create_app needs a MongoDB URI (the CLI starts the embedded engine when none is set)")
-    ctx, recognition, trail = build_context(settings, uri)
+    ctx, recognition, trail, subscriptions = build_context(settings, uri)
     app = Flask(__name__)
     app.url_map.strict_slashes = False  # a trailing slash must not produce an HTML redirect page
     app.url_map.merge_slashes = False
@@ -163,6 +177,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     guard.install(app, settings, trail.spool)
     _register_health(app, ctx, Probe(uri))
     _register_registry_snapshot(app, ctx)
+    app.before_request(lambda: subscriptions.start(ctx))  # the sender thread of this worker process
     _register_error_handlers(app, settings)
     return app
 

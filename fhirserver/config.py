@@ -90,6 +90,9 @@ class Settings:
     region: str | None = None             # GB/T 2260 code of this node's province, e.g. 510000
     peer_timeout_s: float = 5.0
     peer_cooldown_s: float = 30.0          # how long a failing peer is skipped before one probe
+    hook_timeout_s: float = 5.0            # how long a Subscription's endpoint may take to answer a notification
+    hook_retry_s: float = 2.0              # the first retry's delay; it doubles with each failed attempt
+    hook_attempts: int = 5                 # failed attempts after which a Subscription is put in error
     identity_systems: tuple[str, ...] = ("urn:oid:2.16.156.10011.1.3",)  # the national resident ID (GB 11643)
     consent_capture: str = "attested"     # attested (by a practitioner of the viewing hospital) | patient
     consent_days: int = 30                # the longest a captured consent lets a hospital look (and the default)
@@ -132,6 +135,9 @@ class Settings:
             region=env.get("FHIRSERVER_REGION") or None,
             peer_timeout_s=_float(env, "FHIRSERVER_PEER_TIMEOUT", cls.peer_timeout_s),
             peer_cooldown_s=_float(env, "FHIRSERVER_PEER_COOLDOWN", cls.peer_cooldown_s),
+            hook_timeout_s=_float(env, "FHIRSERVER_HOOK_TIMEOUT", cls.hook_timeout_s),
+            hook_retry_s=_float(env, "FHIRSERVER_HOOK_RETRY", cls.hook_retry_s),
+            hook_attempts=_int(env, "FHIRSERVER_HOOK_ATTEMPTS", cls.hook_attempts, 1),
             identity_systems=tuple(s.strip() for s in (env.get("FHIRSERVER_IDENTITY_SYSTEMS") or "").split(",")
                                    if s.strip()) or cls.identity_systems,
             consent_capture=(env.get("FHIRSERVER_CONSENT_CAPTURE") or cls.consent_capture).lower(),

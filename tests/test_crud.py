@@ -159,7 +159,7 @@ def test_every_supported_type_round_trips(http, base):
     metadata = http.get(f"{base}/metadata").json()
     types = [r["type"] for r in metadata["rest"][0]["resource"]
              if {"code": "create"} in r["interaction"]]  # the stored types; conformance types are read-only
-    assert len(types) == 15
+    assert len(types) == 16
     minimal = {
         "DiagnosticReport": {"status": "final", "code": {"text": "血常规"}},
         "Observation": {"status": "final", "code": {"text": "x"}},
@@ -179,6 +179,8 @@ def test_every_supported_type_round_trips(http, base):
         "AuditEvent": {"type": {"code": "rest"}, "recorded": "2026-01-01T00:00:00Z",
                        "agent": [{"requestor": True}], "source": {"observer": {"display": "x"}}},
         "DetectedIssue": {"status": "final"},
+        "Subscription": {"status": "off", "reason": "x", "criteria": "DiagnosticReport?status=final",
+                         "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook"}},
     }
     assert set(minimal) == set(types)
     for rtype, content in minimal.items():

@@ -75,6 +75,10 @@ def profiles(c: str) -> list[dict[str, Any]]:
     patient_text = _extension(c, "hr-patient-text", "HRPatientText", "给患者的说明 Explanation for the patient",
                               "The decision in plain Chinese for the patient, made from the same reasons as the "
                               "doctor's sentence (no codes, no jargon).", "DetectedIssue", "string")
+    subscriber = _extension(c, "hr-subscriber", "HRSubscriber", "订阅方 Subscriber",
+                            "The organization that made a Subscription, set by the server from the caller's token "
+                            "(never taken from the body): it owns the Subscription and is notified only of what it "
+                            "may read.", "Subscription", "Reference")
     report = _sd(c, "hr-diagnostic-report", "HRDiagnosticReport", "互认检查检验报告 Recognized report",
                  "A laboratory or imaging report as exchanged on the platform.", "DiagnosticReport", [
                      _el("DiagnosticReport.category", min=1),
@@ -150,7 +154,7 @@ def profiles(c: str) -> list[dict[str, Any]]:
                     f"AuditEvent.extension.where(url='{c}/StructureDefinition/hr-saving').value",
                     "Recognition events by money saved (CNY).")
     owner = _param(c, "hr-owner", "owner", list(OWNER_PATHS), "reference",
-                   " | ".join(f"{t}.{path}" for t, paths in OWNER_PATHS.items() for path in paths),
+                   " | ".join(f"{t}.{path.format(c=c)}" for t, paths in OWNER_PATHS.items() for path in paths),
                    "The organization (or practitioner) a resource belongs to: it may write it and always read it. "
                    "Other organizations read patient data only with the patient's consent (README: security).")
     person = _param(c, "hr-person", "person", list(PERSON_BASES), "token",
@@ -231,7 +235,7 @@ def profiles(c: str) -> list[dict[str, Any]]:
                    description="Views, duplicate prompts, recognitions (repeats avoided), overrides by reason and "
                                "money saved, aggregated from the recorded events."),
     ]
-    return [region, override, validity, min_level, direction, patient_text, saving_ext, report, observation, imaging, organization, affiliation, order,
+    return [region, override, validity, min_level, direction, patient_text, subscriber, saving_ext, report, observation, imaging, organization, affiliation, order,
             item, region_param, mark, reason, saving, owner, person, resolved_by, capture, attester, audit_seq, audit_hash, correlation, origin, *operations]
 
 
@@ -250,6 +254,7 @@ OWNER_PATHS: dict[str, tuple[str, ...]] = {
     "Consent": ("organization",), "AuditEvent": ("agent.who",), "Provenance": ("agent.who",),
     "Endpoint": ("managingOrganization",), "PractitionerRole": ("organization",),
     "OrganizationAffiliation": ("organization",),
+    "Subscription": ("extension.where(url='{c}/StructureDefinition/hr-subscriber').value",),
 }
 
 

@@ -265,8 +265,9 @@ def audit_event(settings: Settings, p: Principal, kind: tuple[str, str], status:
     if p.break_glass:
         agent["purposeOfUse"] = [{"coding": [{"system": ACT_REASON, "code": "BTG", "display": "break the glass"}],
                                   "text": p.break_glass}]
-    if p.grounds:  # the consents the disclosures were made under (security/access.py)
-        agent["policy"] = [f"{settings.base_url or ''}/Consent/{cid}".lstrip("/") for cid in sorted(p.grounds)]
+    if p.grounds or p.orders:  # the consents, and the caller's orders, the disclosures were made under
+        agent["policy"] = [f"{settings.base_url or ''}/{ground}".lstrip("/") for ground in
+                           [*(f"Consent/{cid}" for cid in sorted(p.grounds)), *sorted(p.orders)]]
     agents = [agent]
     if p.organization:
         agents.append({"who": {"reference": p.organization}, "requestor": False})
@@ -285,6 +286,8 @@ def audit_event(settings: Settings, p: Principal, kind: tuple[str, str], status:
             entities.append({"what": {"reference": reference}})
     for cid in sorted(p.grounds)[:MAX_ENTITIES]:
         entities.append({"what": {"reference": f"Consent/{cid}"}, "role": SECURITY_RESOURCE})
+    for order in sorted(p.orders)[:MAX_ENTITIES]:
+        entities.append({"what": {"reference": order}, "role": SECURITY_RESOURCE})
     event: dict[str, Any] = {
         "resourceType": "AuditEvent", "id": str(uuid.uuid4()),
         "extension": [{"url": f"{canonical}/StructureDefinition/hr-correlation-id", "valueString": p.correlation_id}],

@@ -25,6 +25,7 @@ SUPPORTED_TYPES: tuple[str, ...] = (
     "Provenance",
     "AuditEvent",
     "DetectedIssue",
+    "Subscription",
 )
 
 

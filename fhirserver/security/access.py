@@ -11,6 +11,11 @@ patient data it may see; only owners write.
   custodians of the data it opens), when they ask about a patient (`Consent?patient=` or `person=`).
 - Every disclosure made under a consent names that Consent in the audit, and the other organizations whose data
   was disclosed (consent or break-the-glass) are agents of the event, so each can search who looked at its data.
+- The order is a care relationship: the organization that ordered a test (ServiceRequest.requester) reads the
+  results based on that order (basedOn) without a separate consent, the township clinic's report from the county
+  hospital (乡开县检). The audit names the order as the ground, as it names a Consent.
+- A Subscription is its subscriber's (it may carry endpoint credentials): only the subscriber and platform
+  backends see it.
 - Types without an owner parameter (Organization, Practitioner, ...) are readable by every authenticated
   caller and writable only by platform backends (system scopes).
 - What a caller may not see is answered exactly like what does not exist.
@@ -42,6 +47,11 @@ MAX_CONSENTS = 20_000
 PERSON_WIDE = frozenset({"Consent", "AuditEvent"})  # a patient sees these for all of the person's records
 CUSTODIAN_VISIBLE = frozenset({"Consent"})  # also visible to every hospital keeping a record of the person
 MAX_ASKED = 50  # patients named by one query that the custodian rule looks at
+PRIVATE_TYPES = frozenset({"Subscription"})  # seen only by their owner and platform backends
+# The search parameter through which a result names the order it fulfils (the order rule).
+ORDER_PARAMS = {"DiagnosticReport": "based-on", "Observation": "based-on", "ImagingStudy": "basedon"}
+MAX_ORDERS = 5000  # orders of the caller a search widens by (the newest; older ones' results stay readable by id)
+MAX_ORDERS_PER_RESULT = 5
 
 
 class PolicyAccess:
@@ -70,6 +80,8 @@ class PolicyAccess:
 
     def search_filter(self, resource_type: str, criteria: list[Criterion]) -> dict[str, Any] | None:
         p = current()
+        if p is not None and not p.unrestricted and resource_type in PRIVATE_TYPES and not _platform(p):
+            return {index_field(OWNER): {"$in": p.owners or ["-"]}}
         if p is None or p.unrestricted or not self.is_patient_data(resource_type) or p.break_glass:
             return None
         if p.patient:
@@ -78,6 +90,10 @@ class PolicyAccess:
         permitted = self._consenting_patients(p, resource_type)
         if permitted:
             clauses.append(self._members(resource_type, permitted))
+        if resource_type in ORDER_PARAMS and p.owners:
+            orders = self._orders(p)
+            if orders:
+                clauses.append({index_field(ORDER_PARAMS[resource_type]): {"$in": orders}})
         if resource_type in CUSTODIAN_VISIBLE:
             held = [record for patient in self._asked_patients(resource_type, criteria) if self._holds(p, patient)
                     for record in self.persons.records(self._ctx, patient)]
@@ -109,7 +125,10 @@ class PolicyAccess:
         if set(owners) & set(p.owners):
             return
         p.custodians.update(o for o in owners if o.startswith("Organization/"))
-        if not p.break_glass:
+        order = self._ordered_by(p, version)
+        if order is not None:
+            p.orders.add(order)  # the caller's own order is the ground
+        elif not p.break_glass:
             for patient in self.patients_of(version):
                 p.grounds.update(self._consents_to(p, patient, version.resource_type))
 
@@ -175,6 +194,8 @@ class PolicyAccess:
         rtype = version.resource_type
         if grants(p.scopes, rtype, "r") is None and grants(p.scopes, rtype, "s") is None:
             return False
+        if rtype in PRIVATE_TYPES:
+            return _platform(p) or bool(set(self.owners_of(version)) & set(p.owners))
         if not self.is_patient_data(rtype) or p.break_glass:
             return True
         if version.deleted and version.vid > 1:  # a deletion is as visible as what it deleted
@@ -186,6 +207,8 @@ class PolicyAccess:
         if set(self.owners_of(version)) & set(p.owners):
             return True
         if rtype in CUSTODIAN_VISIBLE and any(self._holds(p, patient) for patient in patients):
+            return True
+        if self._ordered_by(p, version) is not None:
             return True
         return any(self._consents_to(p, patient, rtype) for patient in patients)
 
@@ -208,6 +231,27 @@ class PolicyAccess:
                 data = loads(role.text)
                 owners += [(data.get(k) or {}).get("reference", "") for k in ("organization", "practitioner")]
         return owners
+
+    # -- the order rule ------------------------------------------------------------------------------------------
+    def _ordered_by(self, p: Principal, version: StoredVersion) -> str | None:
+        """The caller's own order (ServiceRequest reference) this result is based on, if any."""
+        param = ORDER_PARAMS.get(version.resource_type)
+        if param is None or not p.owners:
+            return None
+        orders = [v for v in version.sp.get(param.replace("-", "_"), []) if isinstance(v, str)
+                  and v.startswith("ServiceRequest/") and v.count("/") == 1]
+        for reference in orders[:MAX_ORDERS_PER_RESULT]:
+            order = self._ctx.store.versions.read_current("ServiceRequest", reference.split("/", 1)[1])
+            if order is not None and not order.deleted and set(self.owners_of(order)) & set(p.owners):
+                return reference
+        return None
+
+    def _orders(self, p: Principal) -> list[str]:
+        """The caller's orders (ServiceRequests it requested), for the search clause of the order rule."""
+        if p.orders_cache is None:
+            p.orders_cache = [f"ServiceRequest/{v.id}" for v in
+                              find(self._ctx, "ServiceRequest", [(OWNER, ",".join(p.owners))], MAX_ORDERS)]
+        return p.orders_cache
 
     # -- consent -------------------------------------------------------------------------------------------------
     def _requester(self, p: Principal) -> Requester:
@@ -276,6 +320,10 @@ class PolicyAccess:
     def _ctx(self) -> FhirContext:
         assert self.ctx is not None, "PolicyAccess.bind(ctx) was not called"
         return self.ctx
+
+
+def _platform(p: Principal) -> bool:
+    return any(s.context == "system" for s in p.scopes)
 
 
 def _changes_only(before: dict[str, Any], after: dict[str, Any], elements: tuple[str, ...]) -> bool:

@@ -32,6 +32,8 @@ class Principal:
     holds_cache: dict[str, bool] = field(default_factory=dict)  # patient -> the caller keeps a record of the person
     grounds: set[str] = field(default_factory=set)      # Consents that let the disclosures happen, for the audit
     custodians: set[str] = field(default_factory=set)   # the other organizations whose data was disclosed
+    orders: set[str] = field(default_factory=set)       # the caller's orders that let results be disclosed
+    orders_cache: list[str] | None = None                # the caller's orders, for the order rule's search
 
     @property
     def owners(self) -> list[str]:

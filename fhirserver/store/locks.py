@@ -23,6 +23,7 @@ from .records import LockTimeout
 
 REGISTRY = "registry"
 PERSONS = "persons"
+SUBSCRIPTIONS = "subscriptions"
 GROUP_FIELDS = {REGISTRY: "n"}  # the registry's counter kept its first field name
 
 

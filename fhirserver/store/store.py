@@ -12,6 +12,7 @@ from pymongo.database import Database
 
 from .audit_log import AuditLog
 from .blobs import DicomStore
+from .deliveries import Deliveries
 from .locks import ChangeCounter, Locks
 from .notes import Notes
 from .outages import translating_outages
@@ -38,6 +39,7 @@ class Store:
     notes: Notes
     audit: AuditLog
     dicom: DicomStore
+    deliveries: Deliveries
     health: Health
 
 
@@ -48,4 +50,4 @@ def open_store(db: Database, counted: dict[str, frozenset[str]] | None = None, m
     changes = ChangeCounter(db, counted or {}, max_time_ms)
     return Store(versions=VersionStore(db, changes, max_time_ms), search=SearchStore(db, max_time_ms, indexed),
                  locks=Locks(db), changes=changes, notes=Notes(db, max_time_ms), audit=AuditLog(db),
-                 dicom=DicomStore(db, max_time_ms), health=Health(db))
+                 dicom=DicomStore(db, max_time_ms), deliveries=Deliveries(db, max_time_ms), health=Health(db))
