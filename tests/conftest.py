@@ -301,3 +301,49 @@ def guizhou(http, base):
     }
     put_all(http, base, list(results.values()))
     return {"ids": ids, "results": {k: v["id"] for k, v in results.items()}}
+
+
+# -- a server with authentication on (HS256 development tokens) ---------------------------------------------------
+ISSUER = "https://auth.test.example"
+SECRET = "development-secret-of-at-least-32-chars"
+
+
+@pytest.fixture(scope="module")
+def authed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server of its own per module with FHIRSERVER_AUTH=on, quick Subscription retries, no re-order rule."""
+    handle = new_server(tmp_path_factory.mktemp("authed"))
+    handle.extra_env.update({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": ISSUER,
+                             "FHIRSERVER_AUTH_HS256_SECRET": SECRET, "FHIRSERVER_REORDER_RULE": "off",
+                             "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{handle.port}/fhir",
+                             "FHIRSERVER_HOOK_RETRY": "0.2", "FHIRSERVER_HOOK_ATTEMPTS": "3"})
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+def dev_token(server: ServerProcess, organization: str | None, scope: str = "user/*.cruds") -> str:
+    """An HS256 token for the server: a user of the organization, or (scope system/...) a platform backend."""
+    import jwt
+
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": server.base, "sub": f"user-{uuid.uuid4().hex[:6]}", "iat": now, "exp": now + 900,
+              "scope": scope, **({"organization": organization} if organization else {})}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def call_as(server: ServerProcess, method: str, path: str, bearer: str, body: object = None) -> requests.Response:
+    headers = {"Accept": FHIR_JSON, "Authorization": f"Bearer {bearer}"}
+    if body is not None:
+        headers["Content-Type"] = FHIR_JSON
+    return requests.request(method, f"{server.base}{path}", headers=headers, timeout=30,
+                            data=None if body is None else json.dumps(body, ensure_ascii=False).encode())
+
+
+def wait_for(check, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("what the test waits for did not come in time")

@@ -3,9 +3,11 @@ hospital and item, listed for the quality-control centre, and never a silent exc
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from conftest import FHIR_JSON, audit_settled
-from network import C
+from conftest import FHIR_JSON, audit_settled, call_as, dev_token, wait_for
+from network import C, affiliation, organization, report
 
 EVALUATION = f"{C}/CodeSystem/hr-evaluation"
 EVENT = f"{C}/CodeSystem/hr-event"
@@ -86,3 +88,52 @@ def test_bad_evaluations_are_refused_and_nothing_is_recorded(http, base, store, 
 def test_evaluating_a_result_that_does_not_exist_is_404(http, base, guizhou):
     response = evaluate(http, base, "no-such-report", guizhou["ids"]["county"], "acceptable")
     assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_with_authentication_on_the_qc_centre_and_the_performer_read_the_evaluations(authed):
+    """The county hospital evaluates the township's report of its own order; the QC centre that accredited the
+    township (its qc-accredited affiliation's organization) and the township read the evaluation; nobody else."""
+    t = f"ev{int(time.time() * 1000) % 10**8}"
+    ids = {k: f"{t}-{k}" for k in ("qc", "county", "township", "other", "patient")}
+    admin = dev_token(authed, None, "system/*.cruds")
+    registry = [{"resourceType": "Organization", "id": ids["qc"], "name": "某市检查检验质控中心"}]
+    for key, level in (("county", "2A"), ("township", "1"), ("other", "2A")):
+        registry.append(organization(ids[key], f"{key} 医院", level, "360482"))
+        registry.append(affiliation(f"{t}-m-{key}", ids["qc"], ids[key], "network-member", "2020-01-01"))
+        registry.append(affiliation(f"{t}-q-{key}", ids["qc"], ids[key], "qc-accredited", "2020-01-01"))
+    qc = dev_token(authed, f"Organization/{ids['qc']}")  # the QC centre writes its own accreditations
+    for resource in registry:
+        writer = qc if resource["resourceType"] == "OrganizationAffiliation" else admin
+        assert call_as(authed, "PUT", f"/{resource['resourceType']}/{resource['id']}", writer,
+                       resource).status_code in (200, 201)
+    county = dev_token(authed, f"Organization/{ids['county']}")
+    township = dev_token(authed, f"Organization/{ids['township']}")
+    patient = {"resourceType": "Patient", "id": ids["patient"],
+               "managingOrganization": {"reference": f"Organization/{ids['county']}"}}
+    assert call_as(authed, "PUT", f"/Patient/{ids['patient']}", county, patient).status_code in (200, 201)
+    order = call_as(authed, "POST", "/ServiceRequest", county, {
+        "resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "code": {"coding": [{"system": f"{C}/CodeSystem/hr-item", "code": "DX-CHEST"}]},
+        "subject": {"reference": f"Patient/{ids['patient']}"},
+        "requester": {"reference": f"Organization/{ids['county']}"}}).json()
+    result = report(f"{t}-dr", ids["patient"], ids["township"], "DX-CHEST", "2026-11-30T10:00:00+08:00")
+    result["basedOn"] = [{"reference": f"ServiceRequest/{order['id']}"}]
+    assert call_as(authed, "PUT", f"/DiagnosticReport/{t}-dr", township, result).status_code in (200, 201)
+
+    body = {"resourceType": "Parameters", "parameter": [
+        {"name": "evaluation", "valueCoding": {"system": EVALUATION, "code": "report-incomplete"}}]}
+    # the evaluator is the caller's organization: naming another one is refused
+    forged = {**body, "parameter": [*body["parameter"], {"name": "evaluator", "valueReference": {
+        "reference": f"Organization/{ids['other']}"}}]}
+    assert call_as(authed, "POST", f"/DiagnosticReport/{t}-dr/$evaluate", county, forged).status_code == 403
+    done = call_as(authed, "POST", f"/DiagnosticReport/{t}-dr/$evaluate", county, body)
+    assert done.status_code == 200, done.text
+
+    query = (f"/AuditEvent?type={EVENT}|evaluation&subtype={EVALUATION}|poor&entity=Organization/{ids['township']}")
+
+    def listed(bearer: str) -> list:
+        return [e["resource"]["id"] for e in call_as(authed, "GET", query, bearer).json().get("entry", [])]
+
+    assert len(wait_for(lambda: listed(qc))) == 1
+    assert len(listed(township)) == 1
+    assert listed(dev_token(authed, f"Organization/{ids['other']}")) == []

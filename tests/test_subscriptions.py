@@ -11,17 +11,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
-import requests
-from conftest import FHIR_JSON, ServerProcess, free_port, new_server
+from conftest import ServerProcess, call_as, dev_token, free_port, wait_for
 from network import ITEM
 
-ISSUER = "https://auth.test.example"
-SECRET = "development-secret-of-at-least-32-chars"
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 
 
@@ -59,41 +54,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder: Path = tmp_path_factory.mktemp("loop")
-    handle = new_server(folder)
-    handle.extra_env.update({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_ISSUER": ISSUER,
-                             "FHIRSERVER_AUTH_HS256_SECRET": SECRET, "FHIRSERVER_REORDER_RULE": "off",
-                             "FHIRSERVER_BASE_URL": f"http://127.0.0.1:{handle.port}/fhir",
-                             "FHIRSERVER_HOOK_RETRY": "0.2", "FHIRSERVER_HOOK_ATTEMPTS": "3"})
-    handle.start()
-    yield handle
-    handle.stop()
+def loop(authed: ServerProcess) -> ServerProcess:
+    return authed
 
 
-def token(server: ServerProcess, organization: str | None, scope: str = "user/*.cruds") -> str:
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": server.base, "sub": f"user-{uuid.uuid4().hex[:6]}", "iat": now, "exp": now + 900,
-              "scope": scope, **({"organization": organization} if organization else {})}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
-
-
-def call(server: ServerProcess, method: str, path: str, bearer: str, body: Any = None) -> requests.Response:
-    headers = {"Accept": FHIR_JSON, "Authorization": f"Bearer {bearer}"}
-    if body is not None:
-        headers["Content-Type"] = FHIR_JSON
-    return requests.request(method, f"{server.base}{path}", headers=headers, timeout=30,
-                            data=None if body is None else json.dumps(body, ensure_ascii=False).encode())
-
-
-def wait_for(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("the expected notification or status did not come in time")
+token = dev_token
+call = call_as
 
 
 @pytest.fixture(scope="module")

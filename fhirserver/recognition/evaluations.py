@@ -77,13 +77,24 @@ class Evaluations:
         event_id = recognition.record(ctx, "evaluation", decision, evaluator,
                                       evaluation=[self.coding(code), *([self.coding("poor")] if self.is_poor(code)
                                                                        else [])],
-                                      custodian=facts.performer, note=note)
+                                      custodian=facts.performer, note=note,
+                                      recipients=self.quality_centres(performer, decision))
         return {"resourceType": "Parameters", "parameter": [
             {"name": "evaluation", "valueCoding": self.coding(code)},
             {"name": "event", "valueReference": {"reference": f"AuditEvent/{event_id}"}},
             {"name": "result", "valueReference": {"reference": facts.reference}},
             {"name": "performer", "valueReference": {"reference": facts.performer,
                                                      **({"display": performer.name} if performer else {})}}]}
+
+    @staticmethod
+    def quality_centres(performer: Any, decision: Any) -> list[str]:
+        """Who reviews the evaluation: the organizations that accredited the performer for the item's category
+        (the qc-accredited OrganizationAffiliation's organization, the QC centre), now."""
+        if performer is None or decision.item is None:
+            return []
+        now = moment(None, None)
+        return sorted({a.organization for a in performer.affiliations if a.code == "qc-accredited"
+                       and decision.item.category in a.categories and a.covers(now) and a.organization})
 
     def strata(self, ctx: FhirContext, match: dict[str, Any]) -> list[dict[str, Any]]:
         """Evaluations counted per performing institution, item and evaluation code: the stratifier of $statistics."""

@@ -28,6 +28,9 @@ from .rules import Decision, EvaluationContext, describe, evaluate, explain_to_p
 from .standing import Standing, read_standing
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+# The QC centre an evaluation goes to (v3 ParticipationType IRCP): an agent of the event, so it is theirs to read.
+RECIPIENT = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP",
+                         "display": "information recipient"}]}
 # Said whenever the requesting hospital holds no consent of the person, whether or not other hospitals hold
 # results (the same words either way, so the answer reveals nothing about them).
 CONSENT_NOTICE = ("其他医院的检查检验结果须经患者同意后方可调阅，本院尚无该患者的有效授权。"
@@ -322,10 +325,11 @@ class RecognitionService:
     def record(self, ctx: FhirContext, kind: str, decision: Decision, requester: Standing | None,
                reason: dict[str, Any] | None = None, order: str | None = None,
                evaluation: list[dict[str, str]] | None = None, custodian: str | None = None,
-               note: str | None = None) -> str:
+               note: str | None = None, recipients: list[str] | None = None) -> str:
         """Record one event (AuditEvent of type hr-event) and return its id. An evaluation carries its codes as
         subtypes, the performing institution as entity and custodian agent (its results, its events to read),
-        and the doctor's note as the result entity's description."""
+        the QC centres as information recipients (theirs to read too), and the doctor's note as the result
+        entity's description."""
         item = decision.item
         event: dict[str, Any] = {
             "resourceType": "AuditEvent",
@@ -354,6 +358,8 @@ class RecognitionService:
         if custodian:
             event["entity"].append({"what": {"reference": custodian}})
             event["agent"].append({"type": CUSTODIAN, "who": {"reference": custodian}, "requestor": False})
+        for recipient in recipients or []:
+            event["agent"].append({"type": RECIPIENT, "who": {"reference": recipient}, "requestor": False})
         event_id = str(uuid.uuid4())
         if ctx.record_event is not None:
             ctx.record_event({"id": event_id, **event})
