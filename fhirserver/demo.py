@@ -8,6 +8,9 @@ the other hospitals of the network: with authentication on, that Consent is what
 is captured as a real one must be (security/consent_capture.py): the hospital's own record, its order for him,
 and its doctor (demo-doctor-children) attesting.
 
+渝北区人民医院 and the township centre form a county medical community (demo-yubei-community): the township's CT
+that the children's hospital refuses (level too low) is recognized by 渝北 (the alliance scope).
+
 `owned_bundles()` groups the same resources by owner, so that with authentication on each hospital's data is
 written with a token of that hospital (a hospital may write only what it owns), the registry with a platform's.
 """
@@ -35,6 +38,10 @@ PATIENTS = [("demo-xiaoming", "小明", "male", "2019-05-01", "50011220190501001
 # The network's registry (its Organizations and OrganizationAffiliations) is written by the network itself, a
 # platform backend: Organizations need a system scope, affiliations belong to the network (their organization).
 REGISTRY = "demo-network"
+# 渝北's county medical community (县域医共体): the district hospital and the township health centre. Inside it every
+# item is recognized whatever the levels (the alliance scope), so 渝北区人民医院 takes the township's CT that the
+# children's hospital refuses. Its memberships belong to the alliance (their organization).
+ALLIANCE = "demo-yubei-community"
 
 
 def _when(days_ago: int) -> str:
@@ -110,6 +117,11 @@ def _owned() -> list[tuple[str, list[dict[str, Any]]]]:
     network += [_organization(*h) for h in HOSPITALS]
     network += [_affiliation(h[0], code) for h in HOSPITALS for code in ("network-member", "qc-accredited")]
     network += [{"resourceType": "Practitioner", "id": DOCTOR.split("/")[1], "name": [{"text": "刘医生"}]}]
+    network += [{"resourceType": "Organization", "id": ALLIANCE, "name": "渝北区县域医共体",
+                 "type": [{"coding": [{"system": f"{C}/CodeSystem/hr-organization-type",
+                                       "code": "county-medical-community"}]}]}]
+    alliance = [{**_affiliation(h, "alliance-member"), "organization": {"reference": f"Organization/{ALLIANCE}"}}
+                for h in ("demo-cq-yubei", "demo-cq-township")]
     patients = [_patient(*row) for row in PATIENTS]
     results = [
         _report("demo-dr-chest", "demo-xiaoming", "demo-cq-yubei", "DX-CHEST", 5, loinc="36643-5"),
@@ -118,7 +130,7 @@ def _owned() -> list[tuple[str, list[dict[str, Any]]]]:
         _report("demo-dr-knee-old", "demo-wangfang", "demo-cq-yubei", "DX-KNEE", 120),
         _report("demo-us-abdomen-cancelled", "demo-wangfang", "demo-cq-yubei", "US-ABDOMEN", 2, status="cancelled"),
     ]
-    out: list[tuple[str, list[dict[str, Any]]]] = [(REGISTRY, network)]
+    out: list[tuple[str, list[dict[str, Any]]]] = [(REGISTRY, network), (ALLIANCE, alliance)]
     for hospital, *_ in HOSPITALS:
         mine = [p for p in patients if p["managingOrganization"]["reference"] == f"Organization/{hospital}"]
         mine += [_order()] if hospital == "demo-cq-children" else []

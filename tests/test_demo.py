@@ -36,6 +36,16 @@ def test_demo_network_loads_and_the_readme_story_works(http, base):
     ).json()
     issue = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DetectedIssue")
     assert "重庆市渝北区人民医院" in issue["detail"] and "可互认" in issue["detail"]
+    # the township's CT: refused by the children's hospital, taken by 渝北区人民医院 inside their medical community
+    def township_ct(requester: str) -> dict:
+        body = {"resourceType": "Parameters", "parameter": [
+            {"name": "requester", "valueReference": {"reference": f"Organization/{requester}"}}]}
+        answer = http.post(f"{base}/DiagnosticReport/demo-ct-head-township/$recognize",
+                           headers={"Content-Type": FHIR_JSON}, json=body).json()
+        return {p["name"]: next(v for k, v in p.items() if k.startswith("value")) for p in answer["parameter"]}
+    assert township_ct("demo-cq-children")["recognizable"] is False
+    inside = township_ct("demo-cq-yubei")
+    assert inside["recognizable"] is True and "/ValueSet/hr-scope-alliance|" in inside["list"]
     again = subprocess.run(
         [sys.executable, "-m", "fhirserver", "demo", "--url", base], capture_output=True, text=True, timeout=120
     )
