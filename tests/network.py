@@ -86,3 +86,15 @@ def put_all(http, base, resources: list[dict]) -> None:
     response = http.post(base, data=json.dumps(bundle, ensure_ascii=False).encode(),
                          headers={"Content-Type": FHIR_JSON})
     assert response.status_code == 200, response.text
+
+
+def decision(parameters: dict) -> dict:
+    """A $recognize answer by parameter name; `reason` is the list of reason codes."""
+    out: dict = {"reason": []}
+    for p in parameters["parameter"]:
+        value = next(v for k, v in p.items() if k.startswith("value"))
+        if p["name"] == "reason":
+            out["reason"].append(value["coding"][0]["code"])
+        else:
+            out[p["name"]] = value
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 from conftest import FHIR_JSON
-from network import ITEM, NOW, WHEN, C, affiliation, day, organization, report, scope_codes
+from network import ITEM, NOW, WHEN, C, affiliation, day, decision, organization, report, scope_codes
 
 ROOT = Path(__file__).resolve().parents[1]
 def recognize(http, base, result: dict, requester: str, *context: str, mode: str = "check") -> dict:
@@ -29,14 +29,7 @@ def recognize(http, base, result: dict, requester: str, *context: str, mode: str
         json={"resourceType": "Parameters", "parameter": parameters},
     )
     assert response.status_code == 200, response.text
-    out: dict = {"reason": []}
-    for p in response.json()["parameter"]:
-        value = next(v for k, v in p.items() if k.startswith("value"))
-        if p["name"] == "reason":
-            out["reason"].append(value["coding"][0]["code"])
-        else:
-            out[p["name"]] = value
-    return out
+    return decision(response.json())
 
 
 def test_child_chest_dr_five_days_old_at_another_chongqing_hospital_is_recognized(http, base, net):

@@ -8,7 +8,7 @@ import json
 import re
 
 from conftest import FHIR_JSON
-from network import ITEM, ROOT, C, put_all, report
+from network import ITEM, ROOT, C, decision, put_all, report
 
 
 def recognize(http, base, result_id: str, requester: str, when: str = "2026-11-23T12:00:00+08:00") -> dict:
@@ -17,14 +17,7 @@ def recognize(http, base, result_id: str, requester: str, when: str = "2026-11-2
                              {"name": "requester", "valueReference": {"reference": f"Organization/{requester}"}},
                              {"name": "date", "valueDateTime": when}]})
     assert response.status_code == 200, response.text
-    out: dict = {"reason": []}
-    for p in response.json()["parameter"]:
-        value = next(v for k, v in p.items() if k.startswith("value"))
-        if p["name"] == "reason":
-            out["reason"].append(value["coding"][0]["code"])
-        else:
-            out[p["name"]] = value
-    return out
+    return decision(response.json())
 
 
 def test_a_township_ct_is_recognized_by_its_county_hospital_inside_the_medical_community(http, base, guizhou):
