@@ -32,3 +32,16 @@ def test_each_list_is_a_public_page_and_a_csv_with_the_catalogs_facts(base, http
     assert again.status_code == 304
     missing = requests.get(f"{root}/lists/nope.csv", timeout=30)
     assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_lists_versions_are_published_side_by_side_with_their_periods(base):
+    root = base.rsplit("/fhir", 1)[0]
+    index = requests.get(f"{root}/lists", timeout=30).text
+    assert "hr-scope-500000-2025.1.csv" in index and "– 2025-12-31" in index and "2026-01-01 –" in index
+    old = list(csv.reader(io.StringIO(requests.get(f"{root}/lists/hr-scope-500000-2025.1.csv",
+                                                   timeout=30).content.decode("utf-8-sig"))))
+    new = list(csv.reader(io.StringIO(requests.get(f"{root}/lists/hr-scope-500000.csv",
+                                                   timeout=30).content.decode("utf-8-sig"))))
+    assert {r[0] for r in old[1:]} < {r[0] for r in new[1:]}  # the 2026 list added items to the 2025 one
+    page = requests.get(f"{root}/lists/hr-scope-500000-2025.1.html", timeout=30).text
+    assert "2025.1" in page and "2025-12-31" in page
