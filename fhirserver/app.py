@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .api import cdshooks, dicomweb, guard, lists, metrics, operations, rest
+from .api import cdshooks, console, dev_login, dicomweb, guard, lists, metrics, operations, rest
 from .api.origin import root_url
 from .api.responses import render_error, render_unexpected
 from .config import Settings
@@ -172,6 +172,9 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
                              settings.max_dicom_bytes)
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(lists.blueprint(recognition.catalog), url_prefix="/lists")
+    app.register_blueprint(console.blueprint(), url_prefix="/console")
+    if settings.auth_dev_login:
+        app.register_blueprint(dev_login.blueprint(ctx, settings), url_prefix="/auth/dev")
     app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")
     metrics.install(app, guard.classify)
     guard.install(app, settings, trail.spool)

@@ -182,6 +182,22 @@ def _ingest_dicom(args: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 1 if summary.rejected else 0
 
 
+def _demo_images(base: str, headers: dict[str, str]) -> bool:
+    """STOW the demo CT series (16 slices of a head phantom) as the township centre's PACS would."""
+    import requests
+
+    from .demo_images import ct_series, multipart
+
+    body, content_type = multipart(ct_series())
+    url = f"{base.rsplit('/fhir', 1)[0]}/dicomweb/studies"
+    response = requests.post(url, data=body, timeout=120, headers={"Content-Type": content_type,
+                                                                   "Accept": "application/dicom+json", **headers})
+    if response.status_code != 200:
+        log.error("the server refused the demo CT series (HTTP %s): %s", response.status_code, response.text[:500])
+        return False
+    return True
+
+
 def _demo(args: argparse.Namespace) -> int:
     import json
 
@@ -192,6 +208,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     base = _client_base(args)
     loads = [(bearer_header(), bundle) for bundle in bundles()]
+    stow_headers = bearer_header()  # the township centre's PACS sends the CT series
     try:
         settings: Settings | None = Settings.from_env()
     except SettingsError:  # e.g. this shell has none of the server's auth settings: load without tokens
@@ -211,6 +228,7 @@ def _demo(args: argparse.Namespace) -> int:
             return {"Authorization": f"Bearer {token}"}
 
         loads = [(header(owner), bundle) for owner, bundle in owned_bundles()]
+        stow_headers = header("demo-cq-township")
     for number, (headers, bundle) in enumerate(loads):
         try:
             response = requests.post(base, data=json.dumps(bundle, ensure_ascii=False).encode("utf-8"), timeout=120,
@@ -230,6 +248,8 @@ def _demo(args: argparse.Namespace) -> int:
                           "and FHIRSERVER_AUTH_ISSUER set (each hospital's data is then written with its own "
                           "token), or set FHIRSERVER_TOKEN to a token allowed to write all of it")
             return 1
+    if not _demo_images(base, stow_headers):
+        return 1
     print(f"demo network loaded into {base}: hospitals demo-cq-children (requester), demo-cq-yubei, "
           f"demo-cq-township, demo-sc-huaxi; patients demo-xiaoming (and the children's hospital's own record "
           f"demo-xiaoming-et, with a Consent), demo-wangfang")

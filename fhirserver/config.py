@@ -51,6 +51,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = (env.get(name) or "off").strip().lower()
+    if raw not in ("on", "off"):
+        raise SettingsError(f"{name} is on or off, got {raw[:20]!r}")
+    return raw == "on"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server needs to know about its environment. Immutable once built."""
@@ -82,6 +89,7 @@ class Settings:
     auth_hs256_secret: str | None = None  # development only
     auth_token_endpoint: str | None = None          # the identity provider's, advertised to SMART clients
     auth_authorization_endpoint: str | None = None  # likewise, for apps that log a user in (authorization code)
+    auth_dev_login: bool = False          # a development SMART authorization server at /auth/dev (HS256 only)
     auth_leeway_s: int = 60
     rate_limit: int = 3000                # requests per client per minute and worker process; 0 = off
     audit_ship_ms: int = 200              # how long spooled access events gather before they are chained
@@ -126,6 +134,7 @@ class Settings:
             auth_hs256_secret=env.get("FHIRSERVER_AUTH_HS256_SECRET") or None,
             auth_token_endpoint=env.get("FHIRSERVER_AUTH_TOKEN_ENDPOINT") or None,
             auth_authorization_endpoint=env.get("FHIRSERVER_AUTH_AUTHORIZATION_ENDPOINT") or None,
+            auth_dev_login=_flag(env, "FHIRSERVER_AUTH_DEV_LOGIN"),
             auth_leeway_s=_int(env, "FHIRSERVER_AUTH_LEEWAY", cls.auth_leeway_s, 0),
             rate_limit=_int(env, "FHIRSERVER_RATE_LIMIT", cls.rate_limit, 0),
             audit_ship_ms=_int(env, "FHIRSERVER_AUDIT_SHIP_MS", cls.audit_ship_ms, 0),
@@ -196,3 +205,9 @@ class Settings:
             raise SettingsError("FHIRSERVER_AUTH=on needs FHIRSERVER_AUTH_ISSUER (the expected 'iss' claim)")
         if not self.base_url:
             raise SettingsError("FHIRSERVER_AUTH=on needs FHIRSERVER_BASE_URL (tokens' expected audience)")
+        if self.auth_dev_login and not self.auth_hs256_secret:
+            raise SettingsError("FHIRSERVER_AUTH_DEV_LOGIN=on signs with FHIRSERVER_AUTH_HS256_SECRET: set it (32+ "
+                                "characters), or configure a real identity provider instead")
+        if self.auth_dev_login and (self.auth_token_endpoint or self.auth_authorization_endpoint):
+            raise SettingsError("FHIRSERVER_AUTH_DEV_LOGIN=on is its own authorization server: leave "
+                                "FHIRSERVER_AUTH_TOKEN_ENDPOINT and FHIRSERVER_AUTH_AUTHORIZATION_ENDPOINT unset")

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .config import DEFAULT_CANONICAL
+from .demo_images import ACCESSION, STUDY_UID
 
 CST = timezone(timedelta(hours=8))
 C = DEFAULT_CANONICAL
@@ -102,12 +103,23 @@ DOCTOR = "Practitioner/demo-doctor-children"  # attests 小明's consent at the 
 
 
 def _order() -> dict[str, Any]:
-    """The children's hospital's order for 小明 (a blood count): the care relationship a consent to look needs
+    """The children's hospital's order for 小明 (liver function): the care relationship a consent to look needs
     (stored before the consent, which looks for it)."""
     return {"resourceType": "ServiceRequest", "id": "demo-order-xiaoming", "status": "active", "intent": "order",
-             "code": {"coding": [{"system": ITEM, "code": "LAB-HEM-001"}]},
+             "code": {"coding": [{"system": ITEM, "code": "LAB-CHEM-001"}]},
              "subject": {"reference": "Patient/demo-xiaoming-et"},
              "requester": {"reference": "Organization/demo-cq-children"}, "authoredOn": _when(0)[:10]}
+
+
+def _ct_order() -> dict[str, Any]:
+    """渝北's order of a head CT for 小明, performed at the township centre (乡开县检); the PACS sends the images with
+    this accession number and no PatientID, so they belong to the order's patient."""
+    return {"resourceType": "ServiceRequest", "id": "demo-order-ct-xiaoming", "status": "completed", "intent": "order",
+            "identifier": [{"system": "urn:oid:2.16.156.10011.1.24", "value": ACCESSION}],
+            "code": {"coding": [{"system": ITEM, "code": "CT-HEAD"}]},
+            "subject": {"reference": "Patient/demo-xiaoming"},
+            "requester": {"reference": "Organization/demo-cq-yubei"},
+            "performer": [{"reference": "Organization/demo-cq-township"}], "authoredOn": _when(2)[:10]}
 
 
 def _owned() -> list[tuple[str, list[dict[str, Any]]]]:
@@ -129,11 +141,17 @@ def _owned() -> list[tuple[str, list[dict[str, Any]]]]:
         _report("demo-ct-chest-huaxi", "demo-wangfang", "demo-sc-huaxi", "CT-CHEST", 20),
         _report("demo-dr-knee-old", "demo-wangfang", "demo-cq-yubei", "DX-KNEE", 120),
         _report("demo-us-abdomen-cancelled", "demo-wangfang", "demo-cq-yubei", "US-ABDOMEN", 2, status="cancelled"),
+        {**_report("demo-ct-head-xiaoming", "demo-xiaoming", "demo-cq-township", "CT-HEAD", 2),
+         "basedOn": [{"reference": "ServiceRequest/demo-order-ct-xiaoming"}],
+         "imagingStudy": [{"reference": f"ImagingStudy/{STUDY_UID}"}], "conclusion": "颅内未见明显异常。"},
+        {**_report("demo-cbc-xiaoming", "demo-xiaoming", "demo-cq-yubei", "LAB-HEM-001", 3), "category": [
+            {"text": "检验"}], "conclusion": "血常规未见明显异常。"},
     ]
     out: list[tuple[str, list[dict[str, Any]]]] = [(REGISTRY, network), (ALLIANCE, alliance)]
     for hospital, *_ in HOSPITALS:
         mine = [p for p in patients if p["managingOrganization"]["reference"] == f"Organization/{hospital}"]
         mine += [_order()] if hospital == "demo-cq-children" else []
+        mine += [_ct_order()] if hospital == "demo-cq-yubei" else []
         mine += [r for r in results if r["performer"][0]["reference"] == f"Organization/{hospital}"]
         if mine:
             out.append((hospital, mine))

@@ -228,6 +228,12 @@ def profiles(c: str) -> list[dict[str, Any]]:
                                ("return", "out", 1, "1", "Bundle")],
                    description="One DetectedIssue per prior result of the ordered item for the patient, with the "
                                "recognition decision; the prior results follow as entries."),
+        _operation(c, "verify-chain", "Verify the audit chain", ["AuditEvent"], instance=False, system=False,
+                   parameters=[("intact", "out", 1, "1", "boolean"), ("events", "out", 1, "1", "integer"),
+                               ("waiting", "out", 1, "1", "integer", "Events spooled, not chained yet."),
+                               ("head", "out", 0, "1", "string"), ("problem", "out", 0, "*", "string")],
+                   description="Recompute the AuditEvent hash chain, as `fhirserver audit verify` does; for "
+                               "platform backends (system/ scopes)."),
         _operation(c, "statistics", "Recognition statistics", [], instance=False, system=True,
                    parameters=[("period-start", "in", 0, "1", "date"), ("period-end", "in", 0, "1", "date"),
                                ("region", "in", 0, "1", "string"), ("organization", "in", 0, "1", "string"),

@@ -8,6 +8,7 @@ did: an accepted suggestion is a recognition (a repeat avoided), an override is 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -126,7 +127,8 @@ def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: 
             "source": {"label": "检查检验结果互认 Mutual recognition", "url": base},
             "links": [{"label": "查看报告 View the report", "type": "absolute",
                        "url": decision.result.reference if decision.result.reference.startswith("http")
-                       else f"{base}/{decision.result.reference}"}],
+                       else f"{base}/{decision.result.reference}"},
+                      _console_link(base, order, decision.result.reference)],
             "suggestions": [{"label": "使用已有结果，取消本次申请 Use the existing result", "uuid": str(uuid.uuid4()),
                              "isRecommended": True, "actions": []}],
             "selectionBehavior": "at-most-one",
@@ -143,8 +145,19 @@ def _order_cards(ctx: FhirContext, recognition: RecognitionService, service_id: 
     if priors.consent_needed:
         cards.append({"uuid": str(uuid.uuid4()), "summary": "外院结果需患者授权 Other hospitals' results need consent",
                       "indicator": "info", "detail": CONSENT_NOTICE,
-                      "source": {"label": "检查检验结果互认 Mutual recognition", "url": base}})
+                      "source": {"label": "检查检验结果互认 Mutual recognition", "url": base},
+                      "links": [_console_link(base, order, None)]})
     return cards
+
+
+def _console_link(base: str, order: dict[str, Any], result: str | None) -> dict[str, Any]:
+    """A SMART link that opens the console (api/console.py) on the patient and the order: the EHR launches it with
+    iss and launch, and passes appContext to the app through its authorization server."""
+    subject = (order.get("subject") or {}).get("reference", "")
+    context = {"patient": subject.removeprefix("Patient/"), "order": order.get("id"), "result": result}
+    return {"label": "在互认控制台打开 Open in the console", "type": "smart",
+            "url": f"{base.rsplit('/fhir', 1)[0]}/console/launch",
+            "appContext": json.dumps({k: v for k, v in context.items() if v}, ensure_ascii=False)}
 
 
 def _feedback(ctx: FhirContext, recognition: RecognitionService, service_id: str) -> None:

@@ -26,13 +26,16 @@ from ..fhir.resource_types import SUPPORTED_TYPES
 from ..security.principal import CUSTODIAN, Principal, reset, set_current
 from ..security.scopes import parse_scopes
 from ..security.tokens import InvalidToken, TokenVerifier
+from .origin import root_url
 from .responses import render_error
 
 log = logging.getLogger(__name__)
 
 PUBLIC = ("/fhir/metadata", "/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration",
           "/healthz", "/readyz", "/metrics")
-PUBLIC_PREFIXES = ("/lists",)  # the published recognized-item lists (api/lists.py)
+# the published recognized-item lists (api/lists.py), the console's files (its data comes through the API, with a
+# token), and the development login (api/dev_login.py)
+PUBLIC_PREFIXES = ("/lists", "/console", "/auth/dev/")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _REF = {"organization": re.compile(r"Organization/[A-Za-z0-9.-]{1,64}"),
         "fhirUser": re.compile(r"(?:Practitioner|PractitionerRole)/[A-Za-z0-9.-]{1,64}"),
@@ -217,10 +220,10 @@ def install(app: Flask, settings: Settings, record: Callable[[dict[str, Any]], A
             off = ("Authentication is off on this server (FHIRSERVER_AUTH=off): there is no SMART authorization; "
                    "call the API without a token.")
             return render_error(FhirError.of(404, "not-found", off), request)
-        return app.response_class(response=_smart(settings), content_type="application/json")
+        return app.response_class(response=_smart(settings, root_url()), content_type="application/json")
 
 
-def _smart(settings: Settings) -> bytes:
+def _smart(settings: Settings, root: str) -> bytes:
     """SMART App Launch 2.0 discovery: only what is true of this deployment. The token and authorization
     endpoints are the identity provider's (FHIRSERVER_AUTH_TOKEN_ENDPOINT, ..._AUTHORIZATION_ENDPOINT); one not
     configured is not advertised, nor the grants and capabilities that need it."""
@@ -231,6 +234,13 @@ def _smart(settings: Settings) -> bytes:
         "scopes_supported": ["system/*.rs", "system/*.cruds", "user/*.rs", "user/*.cruds", "patient/*.rs"],
         "capabilities": ["permission-v2", "permission-v1", "permission-patient", "permission-user"]}
     grants = []
+    if settings.auth_dev_login:  # this server's own development authorization server (api/dev_login.py)
+        body.update({"authorization_endpoint": f"{root}/auth/dev/authorize", "token_endpoint": f"{root}/auth/dev/token",
+                     "token_endpoint_auth_methods_supported": ["none"], "response_types_supported": ["code"],
+                     "code_challenge_methods_supported": ["S256"]})
+        body["capabilities"] += ["launch-ehr", "launch-standalone", "client-public", "context-ehr-patient",
+                                 "context-standalone-patient"]
+        grants.append("authorization_code")
     if settings.auth_token_endpoint:
         body["token_endpoint"] = settings.auth_token_endpoint
         body["token_endpoint_auth_methods_supported"] = ["private_key_jwt"]

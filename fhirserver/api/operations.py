@@ -24,6 +24,8 @@ from ..persons.everything import everything
 from ..persons.match import match
 from ..recognition.service import RecognitionService
 from ..recognition.statistics import statistics
+from ..security.audit import verify
+from ..security.principal import current
 from ..terminology import operations as terminology
 from .negotiation import check_body_type, response_media_type
 from .origin import fhir_base
@@ -92,8 +94,38 @@ def _everything(ctx: FhirContext, recognition: RecognitionService, inputs: Opera
 
 def _statistics(ctx: FhirContext, recognition: RecognitionService, inputs: OperationInput,
                 _instance: dict[str, Any] | None) -> dict[str, Any]:
+    """A hospital sees its own statistics; the platform (system/ scopes, or authentication off) sees all."""
+    organization = inputs.get("organization")
+    p = current()
+    if p is not None and not p.unrestricted and not any(s.context == "system" for s in p.scopes):
+        own = p.organization
+        if own is None:
+            raise FhirError.of(403, "forbidden", "$statistics is for a hospital's own events (a token with an "
+                                                 "organization) or for platform backends (system/ scopes).")
+        asked = organization if organization is None or "/" in organization else f"Organization/{organization}"
+        if asked not in (None, own):
+            raise FhirError.of(403, "forbidden", "A hospital sees its own statistics; ask without organization, or "
+                                                 "with your own.", "organization")
+        organization = own
     return statistics(ctx, recognition.catalog, inputs.get("period-start"), inputs.get("period-end"),
-                      inputs.get("region"), inputs.get("organization"), inputs.get("category"), recognition.persons)
+                      inputs.get("region"), organization, inputs.get("category"), recognition.persons)
+
+
+def _verify_chain(ctx: FhirContext, _recognition: RecognitionService, _inputs: OperationInput,
+                  _instance: dict[str, Any] | None) -> dict[str, Any]:
+    """The audit chain's state, as `fhirserver audit verify` reports it: for platform backends (system scopes)."""
+    p = current()
+    if p is not None and not p.unrestricted and not any(s.context == "system" for s in p.scopes):
+        raise FhirError.of(403, "forbidden", "Only platform backends (system/ scopes) verify the audit chain.")
+    problems = list(verify(ctx.store.audit, ctx.settings.canonical_base))
+    head = ctx.store.audit.head() or {"seq": 0, "hash": ""}
+    parts: list[dict[str, Any]] = [{"name": "intact", "valueBoolean": not problems},
+                                   {"name": "events", "valueInteger": int(head["seq"])},
+                                   {"name": "waiting", "valueInteger": ctx.store.audit.pending()}]
+    if head.get("hash"):
+        parts.append({"name": "head", "valueString": str(head["hash"])})
+    parts += [{"name": "problem", "valueString": f"position {x.sequence}: {x.text}"} for x in problems[:100]]
+    return {"resourceType": "Parameters", "parameter": parts}
 
 
 def _lastn(ctx: FhirContext, _recognition: RecognitionService, inputs: OperationInput,
@@ -159,6 +191,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("lastn", ("Observation",), False, f"{HL7}/Observation-lastn",
               [Param("max", "integer"), Param("patient"), Param("subject"), Param("category", repeats=True),
                Param("code", repeats=True), Param("date", repeats=True)], _lastn),
+    Operation("verify-chain", ("AuditEvent",), False, f"{CANONICAL_OD}/hr-verify-chain", [], _verify_chain),
     Operation("statistics", (), False, f"{CANONICAL_OD}/hr-statistics",
               [Param("period-start"), Param("period-end"), Param("region"), Param("organization"), Param("category")],
               _statistics, type_level=False, system=True),

@@ -6,8 +6,9 @@ patient data it may see; only owners write.
 - Patient data (types in the Patient compartment, and Patient): another organization sees it only while an
   active Consent of that patient permits it (security/consent.py), or under break-the-glass (audited).
   A patient-context token sees only its patient's compartment.
-- What is about the patient's privacy (PERSON_WIDE: Consent, AuditEvent) a patient-context token sees for every
-  record of its person; and a Consent is also visible to every hospital keeping a record of that person (the
+- A patient-context token sees its person's data under every record of the person (the person index links them):
+  the patient's own results from every hospital, the Consents about them and the AuditEvents of who looked. A
+  Consent is also visible to every hospital keeping a record of that person (the
   custodians of the data it opens), when they ask about a patient (`Consent?patient=` or `person=`).
 - Every disclosure made under a consent names that Consent in the audit, and the other organizations whose data
   was disclosed (consent or break-the-glass) are agents of the event, so each can search who looked at its data.
@@ -44,7 +45,6 @@ from .scopes import grants
 OWNER = "owner"
 NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 MAX_CONSENTS = 20_000
-PERSON_WIDE = frozenset({"Consent", "AuditEvent"})  # a patient sees these for all of the person's records
 CUSTODIAN_VISIBLE = frozenset({"Consent"})  # also visible to every hospital keeping a record of the person
 MAX_ASKED = 50  # patients named by one query that the custodian rule looks at
 PRIVATE_TYPES = frozenset({"Subscription"})  # seen only by their owner and platform backends
@@ -85,7 +85,7 @@ class PolicyAccess:
         if p is None or p.unrestricted or not self.is_patient_data(resource_type) or p.break_glass:
             return None
         if p.patient:
-            return self._members(resource_type, self._patient_records(p, resource_type))
+            return self._members(resource_type, self._patient_records(p))
         clauses = [{index_field(OWNER): {"$in": p.owners}}] if p.owners and resource_type in self.owned_types else []
         permitted = self._consenting_patients(p, resource_type)
         if permitted:
@@ -203,7 +203,7 @@ class PolicyAccess:
             version = prior if prior is not None else version
         patients = self.patients_of(version)
         if p.patient:
-            return bool(patients & set(self._patient_records(p, rtype)))
+            return bool(patients & set(self._patient_records(p)))
         if set(self.owners_of(version)) & set(p.owners):
             return True
         if rtype in CUSTODIAN_VISIBLE and any(self._holds(p, patient) for patient in patients):
@@ -276,10 +276,10 @@ class PolicyAccess:
                 self._ctx, "Patient", [("_id", ",".join(ids)), (OWNER, ",".join(p.owners))], 1))
         return p.holds_cache[patient]
 
-    def _patient_records(self, p: Principal, resource_type: str) -> list[str]:
-        """The records a patient-context token sees this type for: its own, or the person's (PERSON_WIDE)."""
+    def _patient_records(self, p: Principal) -> list[str]:
+        """The records a patient-context token sees: every record of its person (its own data, in every hospital)."""
         assert p.patient is not None
-        return self.persons.records(self._ctx, p.patient) if resource_type in PERSON_WIDE else [p.patient]
+        return self.persons.records(self._ctx, p.patient)
 
     def _asked_patients(self, resource_type: str, criteria: list[Criterion]) -> list[str]:
         """The patients a query names through the type's Patient-compartment parameters (person= resolves to them)."""

@@ -20,3 +20,7 @@ class Notes:
 
     def load(self, collection: str, note_id: str) -> dict[str, Any] | None:
         return self._db[collection].find_one({"_id": note_id}, max_time_ms=self._max_time_ms)
+
+    def take(self, collection: str, note_id: str) -> dict[str, Any] | None:
+        """Read and remove in one step: a note that may be used once (an authorization code)."""
+        return self._db[collection].find_one_and_delete({"_id": note_id}, maxTimeMS=self._max_time_ms)
