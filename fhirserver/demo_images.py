@@ -58,6 +58,7 @@ def ct_series(days_ago: int = 2) -> list[bytes]:
         ds = FileDataset(None, Dataset(), file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = STUDY_UID, SERIES_UID
+        ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: the descriptions are Chinese
         ds.Modality, ds.BodyPartExamined, ds.AccessionNumber = "CT", "HEAD", ACCESSION
         ds.StudyDate = ds.SeriesDate = when.strftime("%Y%m%d")
         ds.StudyTime = "100000"

@@ -43,6 +43,11 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}/fhir"
 
     @property
+    def root(self) -> str:
+        """Where the console, DICOMweb and CDS Hooks live beside /fhir."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def log_path(self) -> Path:
         return self.data_dir / "server.log"
 

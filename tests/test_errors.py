@@ -227,6 +227,11 @@ CONFIGURATION_MISTAKES = [
     ({"FHIRSERVER_CONSENT_CAPTURE": "verbal"}, "FHIRSERVER_CONSENT_CAPTURE is attested or patient"),
     ({"FHIRSERVER_CONSENT_DAYS": "1000"}, "FHIRSERVER_CONSENT_DAYS is at most 366"),
     ({"FHIRSERVER_MONGODB_DB": "a/b"}, "FHIRSERVER_MONGODB_DB 'a/b' is not a valid database name"),
+    ({"FHIRSERVER_AUTH_DEV_LOGIN": "yes"}, "FHIRSERVER_AUTH_DEV_LOGIN is on or off"),
+    ({"FHIRSERVER_AUTH": "on", "FHIRSERVER_AUTH_JWKS": "/nonexistent/jwks.json", "FHIRSERVER_AUTH_ISSUER": "x",
+      "FHIRSERVER_BASE_URL": "http://127.0.0.1:9/fhir", "FHIRSERVER_AUTH_DEV_LOGIN": "on"},
+     "FHIRSERVER_AUTH_DEV_LOGIN=on signs with FHIRSERVER_AUTH_HS256_SECRET"),
+    ({"FHIRSERVER_HOOK_ATTEMPTS": "0"}, "FHIRSERVER_HOOK_ATTEMPTS must be at least 1"),
 ]
 
 

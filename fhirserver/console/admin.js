@@ -32,8 +32,12 @@ async function report(query) {
       out.reasons = group.stratifier[0].stratum.map((s) => [s.value.coding[0].display, s.measureScore.value]);
     }
   }
-  out.rate = out['duplicate-prompt'] ? out.recognition / out['duplicate-prompt'] : 0;
+  out.rate = out['duplicate-prompt'] ? out.recognition / out['duplicate-prompt'] : null; // no prompts: no rate
   return out;
+}
+
+function rate(r) {
+  return r.rate === null ? '—' : `${Math.round(r.rate * 100)}%`;
 }
 
 function months(n) {
@@ -68,12 +72,12 @@ async function stats(body, ctx) {
     for (const [code, name] of PROVINCES) byRegion.push([name, await report({ region: code })]);
   }
   const head = ['', ...MEASURES.map(([, l]) => l), '互认率 Rate', '节省(元) Saved CNY'];
-  const line = (label, r) => [label, ...MEASURES.map(([k]) => String(r[k] ?? 0)), `${Math.round(r.rate * 100)}%`, String(r.saved)];
+  const line = (label, r) => [label, ...MEASURES.map(([k]) => String(r[k] ?? 0)), rate(r), String(r.saved)];
   const sections = [
     el('div', { class: 'kpis', id: 'kpis' },
       [['互认次数 Recognitions', totals.recognition], ['避免重复检查 Repeats avoided', totals['repeat-avoided']],
         ['节省费用 Money saved (CNY)', totals.saved], ['跨机构调阅 Views', totals.view],
-        ['互认率 Recognition rate', `${Math.round(totals.rate * 100)}%`], ['复查 Overrides', totals.override]]
+        ['互认率 Recognition rate', rate(totals)], ['复查 Overrides', totals.override]]
         .map(([label, value], i) => el('div', { class: 'kpi', id: `kpi-${i}` }, el('b', {}, String(value ?? 0)), el('span', {}, label)))),
     el('h3', {}, '按月 By month'), bars('互认次数 Recognitions by month', byMonth.map(([l, r]) => ({ label: l, value: r.recognition || 0 }))),
     table('by-month', head, byMonth.map(([l, r]) => line(l, r))),

@@ -125,3 +125,17 @@ export function download(name, data, type) {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
+
+// Displays of codes this server's terminology defines (items, regions), looked up once each ($lookup).
+const displays = new Map();
+export async function display(system, code) {
+  if (!code) return '';
+  const key = `${system}|${code}`;
+  if (!displays.has(key)) {
+    displays.set(key, fhir(`CodeSystem/$lookup?system=${encodeURIComponent(system)}&code=${encodeURIComponent(code)}`)
+      .then((answer) => values(answer).display || code).catch(() => code));
+  }
+  return displays.get(key);
+}
+
+export const REGION = 'http://hr.example.org/fhir/CodeSystem/hr-region';

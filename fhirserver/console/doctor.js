@@ -1,13 +1,14 @@
 // The doctor's view: find the patient, see the person's results from every hospital with the recognition decision
 // for this hospital, open a report and its images, use a result ("使用此结果") or re-order with a reason.
 import {
-  EXCEPTION, ITEM, NATIONAL_ID, el, entries, fhir, organization, regionOf, session, toast, values,
+  EXCEPTION, ITEM, NATIONAL_ID, REGION, display, el, entries, fhir, organization, regionOf, session, toast, values,
 } from './api.js';
 import { openStudy } from './viewer.js';
 
 const REASONS = 'http://hr.example.org/fhir/ValueSet/hr-exception-reasons';
 const OVERRIDE = 'http://hr.example.org/fhir/StructureDefinition/hr-override-reason';
 const MARK = 'http://hr.example.org/fhir/CodeSystem/hr-mark';
+const GENDER = { male: '男 male', female: '女 female', other: '其他 other', unknown: '未知 unknown' };
 
 // The hospital the doctor acts for: the token's organization; with authentication off, the one chosen here.
 function acting(ctx) {
@@ -88,10 +89,15 @@ async function openPatient(ctx, id, area) {
   for (const report of reports) {
     const performerRef = ((report.performer || [])[0] || {}).reference || '';
     const [org, decision] = await Promise.all([organization(performerRef), decide(ctx, report).catch(() => null)]);
-    rows.push(resultRow(ctx, patient, report, org, decision, detail, context));
+    const item = itemOf(report);
+    item.display = decision && decision.item ? decision.item.display : await display(ITEM, item.code) || item.display;
+    const code = regionOf(org);
+    const city = await display(REGION, code);
+    const region = city !== code ? city : await display(REGION, code ? `${code.slice(0, 2)}0000` : ''); // GB/T 2260
+    rows.push(resultRow(ctx, patient, report, item, org, region, decision, detail, context));
   }
   const head = el('section', { class: 'card patient' },
-    el('h2', { id: 'patient-name' }, `${nameOf(patient)} `, el('small', {}, `${patient.gender || ''} ${patient.birthDate || ''}`)),
+    el('h2', { id: 'patient-name' }, `${nameOf(patient)} `, el('small', {}, `${GENDER[patient.gender] || ''} ${patient.birthDate || ''}`)),
     el('p', { class: 'muted' }, identifiers(patient)),
     el('p', { class: 'muted' }, `本人在各医院的检查检验结果 The person's results from every hospital (${reports.length})`),
     consentButton(ctx, patient));
@@ -104,8 +110,7 @@ async function openPatient(ctx, id, area) {
   }
 }
 
-function resultRow(ctx, patient, report, org, decision, detail, context) {
-  const item = itemOf(report);
+function resultRow(ctx, patient, report, item, org, region, decision, detail, context) {
   const when = String(report.issued || report.effectiveDateTime || '').slice(0, 10);
   const marks = ((report.meta || {}).tag || []).filter((t) => t.system === MARK).map((t) => t.display).join(' ');
   let badge;
@@ -115,13 +120,13 @@ function resultRow(ctx, patient, report, org, decision, detail, context) {
   const reasons = decision && !decision.recognizable
     ? el('div', { class: 'reasons' }, decision.explanation || '') : null;
   const actions = el('td', { class: 'actions' },
-    el('button', { type: 'button', class: 'open', onclick: () => showReport(ctx, report, decision, detail) }, '查看 Open'),
+    el('button', { type: 'button', class: 'open', onclick: () => showReport(ctx, report, item, decision, detail) }, '查看 Open'),
     decision && decision.recognizable ? el('button', { type: 'button', class: 'accept', onclick: (e) => accept(ctx, report, e.target) }, '使用此结果 Use this result') : null,
     el('button', { type: 'button', class: 'reorder', onclick: () => reorder(ctx, patient, report, item, detail) }, '仍需复查 Re-order'));
   return el('tr', { id: `row-${report.id}`, class: context.order && report.id === context.result ? 'highlight' : '' },
     el('td', {}, when), el('td', {}, item.display),
     el('td', {}, org ? org.name : ((report.performer || [])[0] || {}).reference || ''),
-    el('td', {}, regionOf(org)), el('td', {}, marks), el('td', {}, badge, reasons), actions);
+    el('td', {}, region), el('td', {}, marks), el('td', {}, badge, reasons), actions);
 }
 
 async function accept(ctx, report, button) {
@@ -163,7 +168,7 @@ async function reorder(ctx, patient, report, item, detail) {
     el('form', { onsubmit: submit, id: 'reorder-form' }, select, note, el('button', { type: 'submit', id: 'reorder-submit' }, '确认复查 Re-order'))));
 }
 
-async function showReport(ctx, report, decision, detail) {
+async function showReport(ctx, report, item, decision, detail) {
   const bundle = await fhir(`DiagnosticReport?_id=${report.id}&_include=DiagnosticReport:result`);
   const observations = entries(bundle, 'Observation');
   const rows = observations.map((o) => {
@@ -177,7 +182,7 @@ async function showReport(ctx, report, decision, detail) {
   });
   const study = (report.imagingStudy || [])[0];
   detail.replaceChildren(el('section', { class: 'card', id: 'report' },
-    el('h3', {}, `报告 Report: ${itemOf(report).display}`),
+    el('h3', {}, `报告 Report: ${item.display}`),
     el('p', {}, `状态 Status: ${report.status} · 日期 Date: ${String(report.issued || '').slice(0, 16)}`),
     report.conclusion ? el('p', { class: 'conclusion' }, `结论 Conclusion: ${report.conclusion}`) : null,
     rows.length ? el('table', { class: 'list' }, el('tr', {}, ['项目 Test', '结果 Value', '参考范围 Range', '提示 Flag'].map((h) => el('th', {}, h))), rows) : null,
