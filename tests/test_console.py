@@ -26,7 +26,8 @@ import pytest
 import requests
 from conftest import ISSUER, SECRET, ServerProcess, dev_token, new_server
 
-CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "console"
 
 if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
@@ -92,7 +93,7 @@ def shot(driver: webdriver.Chrome, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
-def wait(driver: webdriver.Chrome, timeout: float = 30):  # noqa: ANN201 (a WebDriverWait)
+def wait(driver: webdriver.Chrome, timeout: float = 30):
     return WebDriverWait(driver, timeout)
 
 
@@ -114,7 +115,7 @@ def log_in(driver: webdriver.Chrome, role: str, organization: str | None = None,
     driver.find_element(By.ID, "login").click()
 
 
-def row(driver: webdriver.Chrome, report: str):  # noqa: ANN201 (a WebElement)
+def row(driver: webdriver.Chrome, report: str):
     return wait(driver).until(seen.presence_of_element_located((By.ID, f"row-{report}")))
 
 
@@ -162,7 +163,8 @@ def test_each_role_main_path_with_authentication_on(secured: ServerProcess, brow
     browser.get(f"{link['url']}?iss={secured.base}&launch={launch}")
     log_in(browser, "doctor", "Organization/demo-cq-children", "Practitioner/demo-doctor-children")
     text_in(browser, "#patient-name", "小明")
-    dr, ct, cbc = row(browser, "demo-dr-chest"), row(browser, "demo-ct-head-xiaoming"), row(browser, "demo-cbc-xiaoming")
+    dr, ct = row(browser, "demo-dr-chest"), row(browser, "demo-ct-head-xiaoming")
+    cbc = row(browser, "demo-cbc-xiaoming")
     text_in(browser, "#row-demo-dr-chest", "可互认 至")
     assert "胸部DR" in dr.text and "重庆市渝北区人民医院" in dr.text
     assert "highlight" in dr.get_attribute("class")  # the card's result, from the launch's appContext
@@ -190,7 +192,8 @@ def test_each_role_main_path_with_authentication_on(secured: ServerProcess, brow
     row(browser, "demo-dr-chest").find_element(By.CSS_SELECTOR, "button.accept").click()
     text_in(browser, "#toast", "已使用此结果")
     row(browser, "demo-cbc-xiaoming").find_element(By.CSS_SELECTOR, "button.reorder").click()
-    Select(wait(browser).until(seen.presence_of_element_located((By.ID, "reason")))).select_by_value("condition-changed")
+    reason = wait(browser).until(seen.presence_of_element_located((By.ID, "reason")))
+    Select(reason).select_by_value("condition-changed")
     browser.find_element(By.ID, "reorder-submit").click()
     text_in(browser, "#reordered", "病情变化")
     shot(browser, "04-doctor-actions")
