@@ -209,6 +209,18 @@ def test_each_role_main_path_with_authentication_on(secured: ServerProcess, brow
     browser.find_element(By.ID, "tab-network").click()
     text_in(browser, "#network", "渝北区某镇卫生院")
     shot(browser, "06-admin-network")
+    # the platform takes the Sichuan hospital out of the network, and admits it again
+    browser.find_element(By.CSS_SELECTOR, "#org-demo-sc-huaxi button.exit").click()
+    text_in(browser, "#toast", "已退出互认网络")
+    wait(browser).until(seen.presence_of_element_located((By.CSS_SELECTOR, "#org-demo-sc-huaxi button.admit"))).click()
+    text_in(browser, "#toast", "已纳入互认网络")
+    wait(browser).until(seen.presence_of_element_located((By.CSS_SELECTOR, "#org-demo-sc-huaxi button.exit")))
+    browser.find_element(By.ID, "tab-catalog").click()
+    search = wait(browser).until(seen.presence_of_element_located((By.ID, "catalog-filter")))
+    search.send_keys("MRI")
+    browser.find_element(By.ID, "catalog-find").click()
+    text_in(browser, "#catalog", "MR-KNEE")
+    assert "CT-KNEE" not in browser.find_element(By.ID, "catalog").text
     browser.find_element(By.ID, "tab-audit").click()
     text_in(browser, "#chain", "审计链完整")
 
