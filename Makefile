@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint demo bench bench-federation chaos clean
+.PHONY: install run test lint demo bench bench-federation bench-subscriptions chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ bench: $(STAMP)
 
 bench-federation: $(STAMP)
 	$(BIN)/python -m bench.federation --scale $(or $(SCALE),small)
+
+bench-subscriptions: $(STAMP)
+	$(BIN)/python -m bench.subscriptions
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos --rounds $(or $(ROUNDS),3)

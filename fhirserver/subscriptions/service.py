@@ -45,6 +45,7 @@ LEASE_S = 60.0           # a claimed job is the claimer's this long (a sender th
 IDLE_S = 0.2             # how often an idle sender looks for due jobs
 MAX_ACTIVE = 1000        # Subscriptions the matcher holds in memory
 CONTENT_TYPE = "application/fhir+json"
+MATCHING = "-matching-"  # the outbox's owner of the jobs that match a written version (not a Subscription id)
 
 
 class Subscriptions:
@@ -95,14 +96,22 @@ class Subscriptions:
                 ctx.store.deliveries.reset(version.id)
                 ctx.store.deliveries.enqueue(version.id, "handshake")
             return
-        for sub in self.active(ctx):
-            if sub.resource_type != version.resource_type or sub.status != "active":
-                continue
-            if not self._matches(ctx, sub, version):
-                continue
-            event = ctx.store.deliveries.count_event(sub.id)
-            ctx.store.deliveries.enqueue(sub.id, "event", f"{version.resource_type}/{version.id}/_history/"
-                                                          f"{version.vid}", event)
+        if any(sub.resource_type == version.resource_type and sub.status == "active" for sub in self.active(ctx)):
+            # Matched by the sender, off the request: a write costs one insert however many Subscriptions there are.
+            ctx.store.deliveries.enqueue(MATCHING, "match", f"{version.resource_type}/{version.id}/_history/"
+                                                            f"{version.vid}")
+
+    def match(self, ctx: FhirContext, job: dict[str, Any]) -> None:
+        """A written version against every active Subscription of its type: an event job for each that matches."""
+        rtype, rid, _, vid = str(job["focus"]).split("/")
+        version = ctx.store.versions.read_version(rtype, rid, int(vid))
+        current = ctx.store.versions.read_current(rtype, rid)
+        if version is not None and version.text and current is not None and current.vid == version.vid:
+            for sub in self.active(ctx):
+                if sub.resource_type == rtype and sub.status == "active" and self._matches(ctx, sub, version):
+                    event = ctx.store.deliveries.count_event(sub.id)
+                    ctx.store.deliveries.enqueue(sub.id, "event", job["focus"], event)
+        ctx.store.deliveries.done(job["_id"])
 
     @staticmethod
     def _matches(ctx: FhirContext, sub: Wanted, version: StoredVersion) -> bool:
@@ -147,7 +156,7 @@ class Subscriptions:
             try:
                 job = ctx.store.deliveries.claim(self._holder, LEASE_S)
                 if job is not None:
-                    self.deliver(ctx, job)
+                    self.match(ctx, job) if job["kind"] == "match" else self.deliver(ctx, job)
                     continue
                 if time.monotonic() >= next_heartbeats:
                     self.heartbeats(ctx)
