@@ -65,11 +65,21 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    handle = new_server(tmp_path_factory.mktemp("console-open"))
+    """The demo (authentication off, as `make run`), federated with a Sichuan node that holds a chest CT of 王芳."""
+    from test_federation import _endpoint, _hospital, _load, _patient, _report
+
+    peer = new_server(tmp_path_factory.mktemp("console-peer"), FHIRSERVER_NODE_ID="sichuan",
+                      FHIRSERVER_REGION="510000").start()
+    _load(peer, [*_hospital("sc-hosp", "四川省人民医院", "510100"), _patient("sc-p"),
+                 _report("sc-ct", "sc-p", "sc-hosp", "CT-CHEST", 10)])
+    handle = new_server(tmp_path_factory.mktemp("console-open"), FHIRSERVER_NODE_ID="chongqing",
+                        FHIRSERVER_REGION="500000")
     handle.start()
     _demo(handle, FHIRSERVER_AUTH="off")
+    _load(handle, [_endpoint("peer-sichuan", "四川省平台 Sichuan", peer.base, "510000")])
     yield handle
     handle.stop()
+    peer.stop()
 
 
 @pytest.fixture
@@ -246,6 +256,13 @@ def test_the_console_works_with_authentication_off(open_server: ServerProcess, b
     text_in(browser, "#row-demo-dr-chest", "可互认")
     text_in(browser, "#row-demo-ct-head-xiaoming", "不可互认")
     shot(browser, "08-open-doctor")
+    # 王芳's results include the Sichuan platform's chest CT, decided for this hospital (the 川渝 agreement)
+    browser.get(f"{open_server.root}/console/#doctor/demo-wangfang")
+    remote = row(browser, "sc-ct")
+    text_in(browser, "#row-sc-ct", "四川省平台")
+    text_in(browser, "#row-sc-ct", "可互认")
+    assert "胸部CT平扫" in remote.text and "四川省人民医院" in remote.text
+    shot(browser, "09-open-doctor-federated")
     headers = requests.get(f"{open_server.root}/console/", timeout=30).headers
     assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
 

@@ -76,30 +76,64 @@ async function decide(ctx, report) {
   return values(answer);
 }
 
+// A peer platform's result is decided by $duplicate-check (this node asks the peers and reads their hospitals'
+// standing): the DetectedIssue that implicates it, for a draft order of the item.
+const remoteChecks = new Map();
+async function remoteDecision(ctx, patient, report) {
+  const item = itemOf(report);
+  const key = `${patient.id}|${item.code}`;
+  if (!remoteChecks.has(key)) {
+    const order = { resourceType: 'ServiceRequest', status: 'draft', intent: 'order', subject: { reference: `Patient/${patient.id}` },
+      code: { coding: [{ system: ITEM, code: item.code }] }, requester: { reference: acting(ctx) } };
+    remoteChecks.set(key, fhir('ServiceRequest/$duplicate-check', { method: 'POST', body: { resourceType: 'Parameters',
+      parameter: [{ name: 'request', resource: order }] } }));
+  }
+  const issue = entries(await remoteChecks.get(key), 'DetectedIssue')
+    .find((d) => (d.implicated || []).some((i) => i.reference === report._url));
+  if (!issue) return null;
+  const recognizable = ((issue.code || {}).coding || []).some((c) => c.code === 'recognizable');
+  const until = /有效期至(\d{4}-\d{2}-\d{2})/.exec(issue.detail || '');
+  const patientText = (issue.extension || []).find((x) => x.url.endsWith('/hr-patient-text'));
+  const where = /在(.+?)完成/.exec(issue.detail || ''); // the sentence names the peer's hospital (rules.describe)
+  return { recognizable, explanation: issue.detail, validUntil: until ? until[1] : '', hospital: where ? where[1] : '',
+    patientExplanation: patientText ? patientText.valueString : '' };
+}
+
 async function openPatient(ctx, id, area) {
   area.replaceChildren(el('p', { class: 'muted' }, '加载中… Loading…'));
   const patient = await fhir(`Patient/${encodeURIComponent(id)}`);
   const nid = (patient.identifier || []).find((i) => i.system === NATIONAL_ID);
-  const criteria = nid ? `person=${encodeURIComponent(`${NATIONAL_ID}|${nid.value}`)}` : `patient=Patient/${patient.id}`;
-  const reports = entries(await fhir(`DiagnosticReport?${criteria}&_count=100`), 'DiagnosticReport');
+  // By the national ID, the search also asks the peer platforms of other regions (_federated=true): their results
+  // come back with their origin (extension hr-origin) and their own URL.
+  const criteria = nid ? `person=${encodeURIComponent(`${NATIONAL_ID}|${nid.value}`)}&_federated=true` : `patient=Patient/${patient.id}`;
+  const bundle = await fhir(`DiagnosticReport?${criteria}&_count=100`);
+  const reports = (bundle.entry || []).filter((e) => e.resource && e.resource.resourceType === 'DiagnosticReport').map((e) => {
+    const origin = (e.extension || []).find((x) => x.url.endsWith('/hr-origin'));
+    const remote = origin && origin.valueReference && origin.valueReference.reference;
+    return { ...e.resource, _origin: remote ? origin.valueReference.display : null, _url: e.fullUrl };
+  });
+  const notices = entries(bundle, 'OperationOutcome').flatMap((o) => o.issue || []).map((i) => i.diagnostics);
   reports.sort((a, b) => String(b.issued || b.effectiveDateTime || '').localeCompare(String(a.issued || a.effectiveDateTime || '')));
   const detail = el('div', { id: 'detail' });
   const context = (session() || {}).appContext ? JSON.parse(session().appContext) : {};
   const rows = [];
   for (const report of reports) {
     const performerRef = ((report.performer || [])[0] || {}).reference || '';
-    const [org, decision] = await Promise.all([organization(performerRef), decide(ctx, report).catch(() => null)]);
+    const [org, decision] = report._origin
+      ? [null, await remoteDecision(ctx, patient, report).catch(() => null)]
+      : await Promise.all([organization(performerRef), decide(ctx, report).catch(() => null)]);
     const item = itemOf(report);
     item.display = decision && decision.item ? decision.item.display : await display(ITEM, item.code) || item.display;
     const code = regionOf(org);
     const city = await display(REGION, code);
-    const region = city !== code ? city : await display(REGION, code ? `${code.slice(0, 2)}0000` : ''); // GB/T 2260
+    const region = report._origin || (city !== code ? city : await display(REGION, code ? `${code.slice(0, 2)}0000` : '')); // GB/T 2260
     rows.push(resultRow(ctx, patient, report, item, org, region, decision, detail, context));
   }
   const head = el('section', { class: 'card patient' },
     el('h2', { id: 'patient-name' }, `${nameOf(patient)} `, el('small', {}, `${GENDER[patient.gender] || ''} ${patient.birthDate || ''}`)),
     el('p', { class: 'muted' }, identifiers(patient)),
     el('p', { class: 'muted' }, `本人在各医院的检查检验结果 The person's results from every hospital (${reports.length})`),
+    ...notices.map((n) => el('p', { class: 'notice' }, n)),
     consentButton(ctx, patient));
   const table = el('table', { class: 'list', id: 'timeline' },
     el('tr', {}, ['日期 Date', '项目 Item', '执行机构 Hospital', '地区 Region', '标识 Mark', '互认 Recognition', ''].map((h) => el('th', {}, h))), rows);
@@ -120,12 +154,12 @@ function resultRow(ctx, patient, report, item, org, region, decision, detail, co
   const reasons = decision && !decision.recognizable
     ? el('div', { class: 'reasons' }, decision.explanation || '') : null;
   const actions = el('td', { class: 'actions' },
-    el('button', { type: 'button', class: 'open', onclick: () => showReport(ctx, report, item, decision, detail) }, '查看 Open'),
-    decision && decision.recognizable ? el('button', { type: 'button', class: 'accept', onclick: (e) => accept(ctx, report, e.target) }, '使用此结果 Use this result') : null,
+    report._origin ? null : el('button', { type: 'button', class: 'open', onclick: () => showReport(ctx, report, item, decision, detail) }, '查看 Open'),
+    decision && decision.recognizable && !report._origin ? el('button', { type: 'button', class: 'accept', onclick: (e) => accept(ctx, report, e.target) }, '使用此结果 Use this result') : null,
     el('button', { type: 'button', class: 'reorder', onclick: () => reorder(ctx, patient, report, item, detail) }, '仍需复查 Re-order'));
   return el('tr', { id: `row-${report.id}`, class: context.order && report.id === context.result ? 'highlight' : '' },
     el('td', {}, when), el('td', {}, item.display),
-    el('td', {}, org ? org.name : ((report.performer || [])[0] || {}).reference || ''),
+    el('td', {}, org ? org.name : (decision && decision.hospital) || ((report.performer || [])[0] || {}).reference || ''),
     el('td', {}, region), el('td', {}, marks), el('td', {}, badge, reasons), actions);
 }
 
