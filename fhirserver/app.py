@@ -173,6 +173,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Flask:
     app.register_blueprint(dicomweb.blueprint(ctx, imaging), url_prefix="/dicomweb")
     app.register_blueprint(lists.blueprint(recognition.catalog), url_prefix="/lists")
     app.register_blueprint(console.blueprint(), url_prefix="/console")
+    console.install_home(app)
     if settings.auth_dev_login:
         app.register_blueprint(dev_login.blueprint(ctx, settings), url_prefix="/auth/dev")
     app.register_blueprint(rest.blueprint(ctx, recognition.federation), url_prefix="/fhir")

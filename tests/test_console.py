@@ -263,6 +263,8 @@ def test_the_console_works_with_authentication_off(open_server: ServerProcess, b
     text_in(browser, "#row-sc-ct", "可互认")
     assert "胸部CT平扫" in remote.text and "四川省人民医院" in remote.text
     shot(browser, "09-open-doctor-federated")
+    home = requests.get(f"{open_server.root}/", timeout=30, allow_redirects=False)
+    assert home.status_code == 302 and home.headers["Location"].endswith("/console/")
     headers = requests.get(f"{open_server.root}/console/", timeout=30).headers
     assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
 

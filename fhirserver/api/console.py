@@ -6,13 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, send_from_directory
+from flask import Blueprint, Flask, Response, abort, redirect, send_from_directory
 
 FILES = Path(__file__).resolve().parents[1] / "console"
 SERVED = {"console.css", "app.js", "api.js", "smart.js", "doctor.js", "viewer.js", "admin.js", "patient.js",
           "charts.js"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def install_home(app: Flask) -> None:
+    """GET / opens the console: the one page a person reaches with only the server's address."""
+    app.add_url_rule("/", "home", lambda: redirect("/console/", code=302), methods=["GET"])
 
 
 def blueprint() -> Blueprint:

@@ -31,7 +31,7 @@ from .responses import render_error
 
 log = logging.getLogger(__name__)
 
-PUBLIC = ("/fhir/metadata", "/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration",
+PUBLIC = ("/", "/fhir/metadata", "/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration",
           "/healthz", "/readyz", "/metrics")
 # the published recognized-item lists (api/lists.py), the console's files (its data comes through the API, with a
 # token), and the development login (api/dev_login.py)
