@@ -128,6 +128,13 @@ def test_with_authentication_on_the_qc_centre_and_the_performer_read_the_evaluat
     assert call_as(authed, "POST", f"/DiagnosticReport/{t}-dr/$evaluate", county, forged).status_code == 403
     done = call_as(authed, "POST", f"/DiagnosticReport/{t}-dr/$evaluate", county, body)
     assert done.status_code == 200, done.text
+    # likewise $recognize: the views and recognitions it records are the requester's, so it is the caller's own
+    as_other = {"resourceType": "Parameters", "parameter": [
+        {"name": "requester", "valueReference": {"reference": f"Organization/{ids['other']}"}}]}
+    assert call_as(authed, "POST", f"/DiagnosticReport/{t}-dr/$recognize", county, as_other).status_code == 403
+    as_self = {"resourceType": "Parameters", "parameter": [
+        {"name": "requester", "valueReference": {"reference": f"Organization/{ids['county']}"}}]}
+    assert call_as(authed, "POST", f"/DiagnosticReport/{t}-dr/$recognize", county, as_self).status_code == 200
 
     query = (f"/AuditEvent?type={EVENT}|evaluation&subtype={EVALUATION}|poor&entity=Organization/{ids['township']}")
 

@@ -18,7 +18,7 @@ from ..fhir.interactions.context import FhirContext, RequestInfo
 from ..fhir.interactions.search import find
 from ..fhir.json_format import loads
 from ..persons.index import PersonIndex
-from ..security.principal import CUSTODIAN, acting_as_server
+from ..security.principal import CUSTODIAN, acting_as_server, current
 from ..store.records import StoredVersion
 from ..store.registry_cache import RegistryCache
 from .catalog import RecognitionCatalog, province
@@ -127,6 +127,12 @@ class RecognitionService:
         if requester is None:
             raise bad_request(f"requester {requester_ref[:80]} is not a stored Organization (or PractitionerRole).",
                               "requester")
+        caller = current()
+        platform = caller is None or caller.unrestricted or any(s.context == "system" for s in caller.scopes)
+        if not platform and caller is not None and caller.organization and requester.reference != caller.organization:
+            # the events it records (views, recognitions, money saved) are the requester's: only it may cause them
+            raise FhirError.of(403, "forbidden", "requester must be your own organization (or one of its "
+                                                 "PractitionerRoles).", "requester")
         evaluation = EvaluationContext(requester, moment(when, ctx.planner.zone), self.exceptions(context))
         facts = result_facts(loads(version.text or "{}"), self.catalog.item_system, ctx.planner.zone)
         newer = [f for _, f in self.prior_results(ctx, facts.patient, facts.item)
