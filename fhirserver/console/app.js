@@ -54,6 +54,11 @@ async function route(config) {
   try {
     await VIEWS[role][1](main, { config, session: s, args: rest.map(decodeURIComponent) });
   } catch (error) {
+    if (error.status === 401 && config) { // the token expired or was revoked: log in again
+      setSession(null);
+      await route(config);
+      return;
+    }
     main.replaceChildren(el('p', { class: 'error' }, `出错了 Something failed: ${error.message}`));
   }
 }
