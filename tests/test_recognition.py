@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import requests
-from conftest import FHIR_JSON
+from conftest import FHIR_JSON, audit_settled
 from network import ITEM, NOW, WHEN, C, affiliation, day, decision, organization, report, scope_codes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -389,3 +389,17 @@ def test_a_withdrawn_accreditation_counts_at_once_in_every_worker(http, base, ne
     assert http.put(f"{base}/OrganizationAffiliation/{qc['id']}", json=qc,
                     headers={"Content-Type": FHIR_JSON}).status_code == 200
     assert decisions() == [[]] * 16
+
+
+def test_a_hospital_looking_at_its_own_result_is_not_a_cross_institution_view(http, base, net, store):
+    def views() -> int:
+        audit_settled(store)
+        report = http.get(f"{base}/$statistics", params={"organization": f"Organization/{net['ids']['yubei']}"}).json()
+        return next(g["measureScore"]["value"] for g in report["group"] if g["code"].get("coding", [{}])[0].get("code")
+                    == "view")
+
+    before = views()
+    recognize(http, base, net["results"]["dr5"], net["ids"]["yubei"])  # 渝北's own DR
+    assert views() == before
+    recognize(http, base, net["results"]["township_ct"], net["ids"]["yubei"])  # the township's CT
+    assert views() == before + 1

@@ -143,7 +143,8 @@ class RecognitionService:
             newer = [f for f in (result_facts(r.resource, self.catalog.item_system, ctx.planner.zone) for r in remote)
                      if f.final and (f.date_ms or 0) > (facts.date_ms or 0)]
         decision, performer = self.decide(ctx, version, evaluation, superseded=bool(newer))
-        self.record(ctx, "view", decision, requester)
+        if decision.result.performer != requester.reference:  # a view is of another institution's result
+            self.record(ctx, "view", decision, requester)
         if mode == "accept":
             if not decision.recognizable:
                 reasons = [Issue("business-rule", self.catalog.reason(r)["text"]) for r in decision.reasons]
