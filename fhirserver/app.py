@@ -36,6 +36,7 @@ from .imaging.service import ImagingService
 from .imaging.studies import StudyBuilder
 from .persons.index import LINKS_MAX_AGE_S, PersonIndex
 from .recognition.catalog import RecognitionCatalog
+from .recognition.facts import RESULT_TYPES
 from .recognition.service import RecognitionService
 from .recognition.standing import STANDING_TYPES, Standing
 from .security.access import PolicyAccess
@@ -105,7 +106,9 @@ def build_context(settings: Settings, mongodb_uri: str) -> Services:
     access = PolicyAccess(ConsentEvaluator(f"{settings.canonical_base}/CodeSystem/hr-region", zone,
                                            capture.capture_url),
                           ctx.compartments, {t for t in SUPPORTED_TYPES if registry.get(t, "owner")},
-                          lambda org: (recognition.standing(ctx, org) or Standing(org)).region, persons)
+                          lambda org: (recognition.standing(ctx, org) or Standing(org)).region, persons,
+                          {t: p.code for t in RESULT_TYPES for p in registry.for_type(t).values()
+                           if p.type == "reference" and p.expression == f"{t}.basedOn"})
     trail = AuditTrail(ctx, settings.canonical_base, settings.audit_ship_ms / 1000)
     subscriptions = Subscriptions(settings, RegistryCache(ctx.store.changes, group=SUBSCRIPTIONS))
     ctx = replace(ctx, before_write=(recognition.mark_rule, recognition.reorder_rule, persons.tag_rule,

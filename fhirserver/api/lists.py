@@ -16,7 +16,7 @@ from flask import Blueprint, Response, request
 
 from ..fhir.errors import not_found
 from ..recognition.catalog import RecognitionCatalog
-from ..terminology.service import effective_period
+from ..terminology.service import effective_period, versioned
 from .responses import render_error
 
 COLUMNS = ("项目编码 code", "项目名称 name", "类别 category", "有效期(天) validity days", "最低机构等级 minimum level",
@@ -42,21 +42,18 @@ def blueprint(catalog: RecognitionCatalog) -> Blueprint:
         return sorted((vs for versions in terminology.value_set_versions.values() for vs in versions
                        if vs["id"].startswith("hr-scope-")), key=lambda vs: vs["id"])
 
-    def canonical(vs: dict[str, Any]) -> str:
-        return f"{vs['url']}|{vs['version']}" if vs.get("version") else str(vs["url"])
-
     def period(vs: dict[str, Any]) -> str:
         p = effective_period(vs)
         return f"{p.get('start', '…')} – {p.get('end', '')}" if p else ""
 
     def rows(vs: dict[str, Any]) -> list[tuple[str, ...]]:
         out = []
-        for member in terminology.members(canonical(vs)):
+        for member in terminology.members(versioned(vs)):
             item = catalog.item(member.code)
             if item is None:
                 continue
             out.append((item.code, item.display, category(item.category),
-                        str(catalog.validity_days(item.code, canonical(vs))), str(item.min_level), f"{item.price:g}"))
+                        str(catalog.validity_days(item.code, versioned(vs))), str(item.min_level), f"{item.price:g}"))
         return out
 
     def cached(tag: str, content_type: str, make: Callable[[], str]) -> Response:

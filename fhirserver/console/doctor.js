@@ -116,8 +116,7 @@ async function openPatient(ctx, id, area) {
   reports.sort((a, b) => String(b.issued || b.effectiveDateTime || '').localeCompare(String(a.issued || a.effectiveDateTime || '')));
   const detail = el('div', { id: 'detail' });
   const context = (session() || {}).appContext ? JSON.parse(session().appContext) : {};
-  const rows = [];
-  for (const report of reports) {
+  const rows = await Promise.all(reports.map(async (report) => { // decided side by side, shown newest first
     const performerRef = ((report.performer || [])[0] || {}).reference || '';
     const [org, decision] = report._origin
       ? [null, await remoteDecision(ctx, patient, report).catch(() => null)]
@@ -127,8 +126,8 @@ async function openPatient(ctx, id, area) {
     const code = regionOf(org);
     const city = await display(REGION, code);
     const region = report._origin || (city !== code ? city : await display(REGION, code ? `${code.slice(0, 2)}0000` : '')); // GB/T 2260
-    rows.push(resultRow(ctx, patient, report, item, org, region, decision, detail, context));
-  }
+    return resultRow(ctx, patient, report, item, org, region, decision, detail, context);
+  }));
   const head = el('section', { class: 'card patient' },
     el('h2', { id: 'patient-name' }, `${nameOf(patient)} `, el('small', {}, `${GENDER[patient.gender] || ''} ${patient.birthDate || ''}`)),
     el('p', { class: 'muted' }, identifiers(patient)),

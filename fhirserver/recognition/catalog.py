@@ -8,7 +8,7 @@ from datetime import timezone
 from typing import Any
 
 from ..fhir.search.values import date_range
-from ..terminology.service import TerminologyService, effective_period
+from ..terminology.service import Member, TerminologyService, effective_period, versioned
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,18 @@ class RecognitionCatalog:
                     self.alliance_url = url
                     continue
                 self._scopes[url] = tuple(c["code"] for c in focus if c.get("system") == self.region_system)
-        # Each scope's versions with the instants their effective periods cover: lists change over time.
+        # Each scope's versions with the instants their effective periods cover (lists change over time), and each
+        # version's level rules: read once, the artifacts do not change while the server runs.
         self._versions: dict[str, list[tuple[str, float, float]]] = {}
+        self._policies: dict[str, ScopePolicy] = {}
+        self._members: dict[str, dict[str, Member]] = {}  # scope version -> its items by code, built on first use
         for url in [*self._scopes, *([self.alliance_url] if self.alliance_url else [])]:
             for vs in terminology.value_set_versions[url]:
                 period = effective_period(vs)
                 start = date_range(period["start"], zone).lo if period.get("start") else float("-inf")
                 end = date_range(period["end"], zone).hi if period.get("end") else float("inf")
-                self._versions.setdefault(url, []).append((f"{url}|{vs.get('version', '')}", start, end))
+                self._versions.setdefault(url, []).append((versioned(vs), start, end))
+                self._policies[versioned(vs)] = self._policy_of(vs)
 
     def in_force(self, url: str | None, moment_ms: float | None) -> str | None:
         """The version of a scope in force at the moment (url|version); the current one without a moment; None when
@@ -78,20 +82,14 @@ class RecognitionCatalog:
         if url is None:
             return None
         if moment_ms is None:
-            vs = self.terminology.value_set(url)
-            return f"{url}|{vs.get('version', '')}"
+            return versioned(self.terminology.value_set(url))
         return next((key for key, start, end in reversed(self._versions.get(url, []))
                      if start <= moment_ms < end), None)
 
-    def list_version(self, scope: str) -> str:
-        """The scope's list as a versioned canonical (url|version), as $recognize names the list it used."""
-        if "|" in scope:
-            return scope
-        version = self.terminology.value_set(scope).get("version")
-        return f"{scope}|{version}" if version else scope
-
     def policy(self, scope: str) -> ScopePolicy:
-        vs = self.terminology.value_set(scope)
+        return self._policies[scope]
+
+    def _policy_of(self, vs: dict[str, Any]) -> ScopePolicy:
         min_level = all(e.get("valueBoolean", True) for e in vs.get("extension", [])
                         if e.get("url") == f"{self.canonical}/StructureDefinition/hr-min-level-applies")
         pairs = set()
@@ -148,17 +146,23 @@ class RecognitionCatalog:
     def alliance_scope(self, moment_ms: float | None = None) -> str | None:
         return self.in_force(self.alliance_url, moment_ms)
 
+    def _items_of(self, scope: str) -> dict[str, Member]:
+        """The scope version's items by code (decisions ask per prior result and per scope: a lookup, not a scan)."""
+        found = self._members.get(scope)
+        if found is None:
+            found = {m.code: m for m in self.terminology.members(scope) if m.system == self.item_system}
+            self._members[scope] = found
+        return found
+
     def in_scope(self, scope: str, code: str) -> bool:
-        return any(m.code == code and m.system == self.item_system for m in self.terminology.members(scope))
+        return code in self._items_of(scope)
 
     def validity_days(self, code: str, scope_url: str | None) -> int:
         """The scope's override (extension hr-validity-days) or the catalog default."""
-        if scope_url is not None:
-            for member in self.terminology.members(scope_url):
-                if member.code == code:
-                    for extension in member.extensions:
-                        if extension.get("url", "").endswith("/StructureDefinition/hr-validity-days"):
-                            return int(extension["valueInteger"])
+        member = self._items_of(scope_url).get(code) if scope_url is not None else None
+        for extension in member.extensions if member else ():
+            if extension.get("url", "").endswith("/StructureDefinition/hr-validity-days"):
+                return int(extension["valueInteger"])
         facts = self.item(code)
         return facts.validity_days if facts else 0
 

@@ -12,7 +12,6 @@ from typing import Any
 from ..fhir.errors import FhirError, Issue, bad_request, not_found
 from ..fhir.interactions.context import FhirContext
 from ..fhir.json_format import loads
-from ..security.principal import current
 from ..store.indexes import index_field
 from .catalog import RecognitionCatalog
 from .facts import result_facts
@@ -52,20 +51,7 @@ class Evaluations:
         version = ctx.store.versions.read_current(resource_type, resource_id)
         if version is None or version.deleted or not ctx.access.disclose([version]):
             raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
-        principal = current()
-        if principal is not None and not principal.unrestricted:
-            # With authentication on the evaluator is the caller's own organization, whatever the body says.
-            if evaluator_ref and evaluator_ref not in principal.owners:
-                raise FhirError.of(403, "forbidden", "evaluator must be your own organization (or practitioner).",
-                                   "evaluator")
-            evaluator_ref = principal.organization or evaluator_ref
-        if not evaluator_ref:
-            raise bad_request("evaluator (the Organization or PractitionerRole that evaluates) is required.",
-                              "evaluator")
-        evaluator = recognition.requester(ctx, evaluator_ref)
-        if evaluator is None:
-            raise bad_request(f"evaluator {evaluator_ref[:80]} is not a stored Organization (or PractitionerRole).",
-                              "evaluator")
+        evaluator = recognition.acting(ctx, evaluator_ref, "evaluator")
         resource = loads(version.text or "{}")
         facts = result_facts(resource, self.catalog.item_system, ctx.planner.zone)
         if facts.performer is None or facts.performer == evaluator.reference:

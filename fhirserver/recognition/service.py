@@ -88,6 +88,26 @@ class RecognitionService:
             reference = (loads(role.text).get("organization") or {}).get("reference") if role and role.text else None
         return self.standing(ctx, reference)
 
+    def acting(self, ctx: FhirContext, reference: str | None, parameter: str) -> Standing:
+        """The institution an operation acts for, whose events it records (views, recognitions, evaluations): the one
+        named, which with authentication on must be the caller's own organization (or one of its PractitionerRoles);
+        the caller's own when none is named. Platform backends (system/ scopes) may name any."""
+        caller = current()
+        restricted = caller is not None and not caller.unrestricted and not any(s.context == "system"
+                                                                              for s in caller.scopes)
+        own = caller.organization if restricted and caller is not None else None
+        reference = reference or own
+        if not reference:
+            raise bad_request(f"{parameter} (the Organization or PractitionerRole that acts) is required.", parameter)
+        standing = self.requester(ctx, reference)
+        if standing is None:
+            raise bad_request(f"{parameter} {reference[:80]} is not a stored Organization (or PractitionerRole).",
+                              parameter)
+        if own and standing.reference != own:
+            raise FhirError.of(403, "forbidden", f"{parameter} must be your own organization (or one of its "
+                                                 f"PractitionerRoles).", parameter)
+        return standing
+
     def exceptions(self, concepts: list[dict[str, Any]]) -> list[str]:
         codes = [c.get("code", "") for concept in concepts for c in concept.get("coding", [])
                  if c.get("system") == self.catalog.exception_system]
@@ -123,16 +143,7 @@ class RecognitionService:
         version = ctx.store.versions.read_current(resource_type, resource_id)
         if version is None or version.deleted or not ctx.access.disclose([version]):
             raise not_found(f"{resource_type}/{resource_id[:64]} does not exist.")
-        requester = self.requester(ctx, requester_ref)
-        if requester is None:
-            raise bad_request(f"requester {requester_ref[:80]} is not a stored Organization (or PractitionerRole).",
-                              "requester")
-        caller = current()
-        platform = caller is None or caller.unrestricted or any(s.context == "system" for s in caller.scopes)
-        if not platform and caller is not None and caller.organization and requester.reference != caller.organization:
-            # the events it records (views, recognitions, money saved) are the requester's: only it may cause them
-            raise FhirError.of(403, "forbidden", "requester must be your own organization (or one of its "
-                                                 "PractitionerRoles).", "requester")
+        requester = self.acting(ctx, requester_ref, "requester")
         evaluation = EvaluationContext(requester, moment(when, ctx.planner.zone), self.exceptions(context))
         facts = result_facts(loads(version.text or "{}"), self.catalog.item_system, ctx.planner.zone)
         newer = [f for _, f in self.prior_results(ctx, facts.patient, facts.item)
@@ -160,7 +171,7 @@ class RecognitionService:
         if decision.valid_until():
             parts.append({"name": "validUntil", "valueDateTime": decision.valid_until()})
         if decision.scope:  # the list (and its version) the decision was made against
-            parts.append({"name": "list", "valueCanonical": self.catalog.list_version(decision.scope)})
+            parts.append({"name": "list", "valueCanonical": decision.scope})
         parts += [{"name": "reason", "valueCodeableConcept": self.catalog.reason(r)} for r in decision.reasons]
         parts.append({"name": "result", "valueReference": {"reference": decision.result.reference}})
         parts.append({"name": "explanation", "valueString": describe(self.catalog, decision, performer)})

@@ -48,20 +48,21 @@ MAX_CONSENTS = 20_000
 CUSTODIAN_VISIBLE = frozenset({"Consent"})  # also visible to every hospital keeping a record of the person
 MAX_ASKED = 50  # patients named by one query that the custodian rule looks at
 PRIVATE_TYPES = frozenset({"Subscription"})  # seen only by their owner and platform backends
-# The search parameter through which a result names the order it fulfils (the order rule).
-ORDER_PARAMS = {"DiagnosticReport": "based-on", "Observation": "based-on", "ImagingStudy": "basedon"}
 MAX_ORDERS = 5000  # orders of the caller a search widens by (the newest; older ones' results stay readable by id)
 MAX_ORDERS_PER_RESULT = 5
 
 
 class PolicyAccess:
     def __init__(self, consents: ConsentEvaluator, compartments: Compartments, owned_types: set[str],
-                 region_of: Callable[[str], str | None], persons: PersonIndex) -> None:
+                 region_of: Callable[[str], str | None], persons: PersonIndex,
+                 order_params: dict[str, str] | None = None) -> None:
         self.consents = consents
         self.persons = persons  # a Consent given on any record of the person covers the person's results
         self.compartments = compartments
         self.owned_types = owned_types
         self.region_of = region_of
+        # per result type, the search parameter through which a result names the order it fulfils (the order rule)
+        self.order_params = order_params or {}
         self.ctx: FhirContext | None = None
 
     def bind(self, ctx: FhirContext) -> None:
@@ -90,10 +91,10 @@ class PolicyAccess:
         permitted = self._consenting_patients(p, resource_type)
         if permitted:
             clauses.append(self._members(resource_type, permitted))
-        if resource_type in ORDER_PARAMS and p.owners:
+        if resource_type in self.order_params and p.owners:
             orders = self._orders(p)
             if orders:
-                clauses.append({index_field(ORDER_PARAMS[resource_type]): {"$in": orders}})
+                clauses.append({index_field(self.order_params[resource_type]): {"$in": orders}})
         if resource_type in CUSTODIAN_VISIBLE:
             held = [record for patient in self._asked_patients(resource_type, criteria) if self._holds(p, patient)
                     for record in self.persons.records(self._ctx, patient)]
@@ -235,7 +236,7 @@ class PolicyAccess:
     # -- the order rule ------------------------------------------------------------------------------------------
     def _ordered_by(self, p: Principal, version: StoredVersion) -> str | None:
         """The caller's own order (ServiceRequest reference) this result is based on, if any."""
-        param = ORDER_PARAMS.get(version.resource_type)
+        param = self.order_params.get(version.resource_type)
         if param is None or not p.owners:
             return None
         orders = [v for v in version.sp.get(param.replace("-", "_"), []) if isinstance(v, str)

@@ -74,11 +74,11 @@ class Subscriptions:
                                                          "only the server sets active and error.",
                                         expression=("Subscription.status",))])
         resource = {k: v for k, v in resource.items() if k != "error"}
+        if not principal.unrestricted and not principal.organization:
+            return resource, []  # a platform backend: the subscriber it names, if any
         extensions = [e for e in resource.get("extension", []) if e.get("url") != self.subscriber_url]
-        if not principal.unrestricted and principal.organization:
+        if principal.organization and not principal.unrestricted:
             extensions.append({"url": self.subscriber_url, "valueReference": {"reference": principal.organization}})
-        elif not principal.unrestricted:  # a platform backend: its own subscriber, if it names one
-            extensions += [e for e in resource.get("extension", []) if e.get("url") == self.subscriber_url]
         if extensions:
             resource["extension"] = extensions
         else:
@@ -103,10 +103,9 @@ class Subscriptions:
 
     def match(self, ctx: FhirContext, job: dict[str, Any]) -> None:
         """A written version against every active Subscription of its type: an event job for each that matches."""
-        rtype, rid, _, vid = str(job["focus"]).split("/")
-        version = ctx.store.versions.read_version(rtype, rid, int(vid))
-        current = ctx.store.versions.read_current(rtype, rid)
-        if version is not None and version.text and current is not None and current.vid == version.vid:
+        rtype, rid, vid = _focus(job["focus"])
+        version = ctx.store.versions.read_current(rtype, rid)  # the index holds the current version only
+        if version is not None and version.text and version.vid == vid:
             for sub in self.active(ctx):
                 if sub.resource_type == rtype and sub.status == "active" and self._matches(ctx, sub, version):
                     event = ctx.store.deliveries.count_event(sub.id)
@@ -246,8 +245,7 @@ class Subscriptions:
             if sub.channel.content != "empty":
                 entry: dict[str, Any] = {"fullUrl": f"{base}/{reference}".lstrip("/")}
                 if sub.channel.content == "full-resource":
-                    rtype, rid, vid = focus.split("/")[0], focus.split("/")[1], int(focus.rsplit("/", 1)[1])
-                    version = ctx.store.versions.read_version(rtype, rid, vid)
+                    version = ctx.store.versions.read_version(*_focus(focus))
                     if version is not None and version.text:
                         entry["resource"] = loads(version.text)
                 entry["request"] = {"method": "PUT", "url": reference}
@@ -269,7 +267,7 @@ class Subscriptions:
             if stored is None or stored.deleted or not stored.text:
                 return
             resource = loads(stored.text)
-            if resource.get("status") in ("off",) or (status == "active" and resource.get("status") != "requested"):
+            if resource.get("status") == "off" or (status == "active" and resource.get("status") != "requested"):
                 return
             changed = {**resource, "status": status}
             changed.pop("error", None)
@@ -291,6 +289,12 @@ def _as_subscriber(organization: str) -> Principal:
     """The subscriber as a caller: what it could read itself is what it is told of."""
     return Principal(subject=f"subscriber {organization}", organization=organization,
                      scopes=parse_scopes("user/*.rs"))
+
+
+def _focus(text: str) -> tuple[str, str, int]:
+    """(type, id, version) of a job's focus, Type/id/_history/vid."""
+    rtype, rid, _, vid = text.split("/")
+    return rtype, rid, int(vid)
 
 
 def _now() -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..fhir.errors import bad_request
 from ..fhir.operation_params import OperationInput, Param, parameters
-from .service import TerminologyService
+from .service import TerminologyService, versioned
 
 LOOKUP = [Param("system"), Param("code"), Param("version"), Param("coding", "Coding"), Param("displayLanguage"),
           Param("property", repeats=True), Param("date")]
@@ -138,7 +138,7 @@ def vs_validate_code(service: TerminologyService, inputs: OperationInput,
 def _value_set_canonical(inputs: OperationInput, instance: dict[str, Any] | None) -> str | None:
     """The ValueSet asked for: the instance's own version, or url with valueSetVersion (or url|version)."""
     if instance:
-        return f"{instance['url']}|{instance['version']}" if instance.get("version") else str(instance["url"])
+        return versioned(instance)
     url, version = inputs.get("url"), inputs.get("valueSetVersion")
     return f"{url.split('|', 1)[0]}|{version}" if url and version else url
 

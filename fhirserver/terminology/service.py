@@ -62,6 +62,12 @@ class Member:
 EFFECTIVE_PERIOD = "http://hl7.org/fhir/StructureDefinition/resource-effectivePeriod"
 
 
+def versioned(resource: dict[str, Any]) -> str:
+    """A resource's canonical with its version (url|version), or the bare url when it has none."""
+    version = resource.get("version")
+    return f"{resource['url']}|{version}" if version else str(resource["url"])
+
+
 def effective_period(resource: dict[str, Any]) -> dict[str, str]:
     """The period a version is in force (the core extension: R4 ValueSet has no effectivePeriod element)."""
     return next((e.get("valuePeriod") or {} for e in resource.get("extension", []) if e.get("url") == EFFECTIVE_PERIOD),
